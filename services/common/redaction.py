@@ -1,0 +1,118 @@
+"""Masking of secrets in anything about to be logged.
+
+Two rules, applied to every value of a log event, nested dicts and lists included:
+- a key that names a secret (password, token, private key, zip password, card data, ...)
+  has its value replaced whatever it holds;
+- any string is scanned for card numbers (13-19 digit runs, spaces or dashes allowed,
+  that pass the Luhn check), PEM private-key blocks, JWTs/JWS and bearer tokens,
+  and those parts are masked in place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+
+# Keys are compared lower-cased with "-" and "_" removed.
+_SECRET_KEYS = frozenset(
+    k.lower().replace("_", "").replace("-", "")
+    for k in (
+        "password",
+        "passwd",
+        "pwd",
+        "posPwd",
+        "mpiPwd",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "private_key",
+        "privatekey",
+        "passphrase",
+        "zip_password",
+        "zipPassword",
+        "api_key",
+        "checkkey",
+        "pan",
+        "card_number",
+        "cardnumber",
+        "cvc",
+        "cvv",
+        "cvv2",
+        "expiry",
+        "expire_date",
+        "expdate",
+        "card_holder",
+        "cardholder",
+        "holder_name",
+        "sasl_password",
+        "encryption_key",
+    )
+)
+
+_PEM_PRIVATE = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL
+)
+# Three base64url segments, the first starting like a JSON object header ("eyJ").
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
+_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}")
+# Candidate card numbers: 13-19 digits, optionally grouped by single spaces or dashes.
+_PAN_CANDIDATE = re.compile(r"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _mask_pan(match: re.Match[str]) -> str:
+    raw = match.group(0)
+    digits = raw.replace(" ", "").replace("-", "")
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        return MASK
+    return raw
+
+
+def redact_text(text: str) -> str:
+    if len(text) < 8:
+        return text
+    text = _PEM_PRIVATE.sub(MASK, text)
+    text = _JWT.sub(MASK, text)
+    text = _BEARER.sub("Bearer " + MASK, text)
+    return _PAN_CANDIDATE.sub(_mask_pan, text)
+
+
+def is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and key.lower().replace("_", "").replace("-", "") in _SECRET_KEYS
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """Return `value` with secrets masked; containers are copied, never mutated."""
+    if _depth > 20:
+        return MASK
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, bytes):
+        return redact_text(value.decode("utf-8", "replace"))
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if is_secret_key(k) and v is not None else redact(v, _depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(v, _depth + 1) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 10**12:
+        # A card number that arrived as a JSON number.
+        return MASK if redact_text(str(value)) == MASK else value
+    return value

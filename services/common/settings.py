@@ -1,0 +1,162 @@
+"""Settings: shared sections composed into one model per service.
+
+Every value comes from the environment with the prefix ``KOPRU_`` and ``__`` between
+nested names (``KOPRU_KAFKA__BOOTSTRAP_SERVERS``), or from files in the secrets
+directory (``KOPRU_SECRETS_DIR``, a mounted Kubernetes Secret) named the same way in
+lower case without the prefix (``kafka__sasl_password``). Secrets are ``SecretStr``:
+they print as ``**********`` and are read with ``get_secret_value()`` only where used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "KOPRU_"
+NESTED = "__"
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the Kafka cluster (or the local broker) and how to consume."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "kopru"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None  # CA bundle for SSL / SASL_SSL (None: system store)
+    # Consumer group timing. Tests against the local broker set 2000 / 500: it holds
+    # each JoinGroup for session_timeout/2 (ARCHITECTURE, local broker limits).
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    # Never 0: the local broker spins on it; real Kafka would too, at a cost.
+    fetch_max_wait_ms: int = Field(default=500, ge=10)
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    # Delays of the retry tiers, in seconds: a retry waits on the smallest tier not
+    # shorter than its delay, so one topic's messages are due in publish order.
+    retry_tiers_s: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 60.0, 300.0])
+    # Topic creation by `kopru broker` / `kopru topics create`.
+    replication_factor: int = Field(default=1, ge=1)
+    create_topics: bool = True
+
+    @field_validator("retry_tiers_s")
+    @classmethod
+    def _tiers_ascending(cls, v: list[float]) -> list[float]:
+        if not v or any(t <= 0 for t in v) or v != sorted(set(v)):
+            raise ValueError("retry tiers must be positive, distinct and ascending")
+        return v
+
+
+class StoreSettings(BaseModel):
+    """Idempotency and state stores. SQLite file embedded, PostgreSQL when shared."""
+
+    url: str = "sqlite:///.kopru/kopru.db"
+    pool_size: int = Field(default=10, ge=1, le=200)
+    # How long an in-progress claim holds before another worker may take it over.
+    claim_ttl_s: float = Field(default=60.0, gt=0)
+    # How long completed entries are kept for replay.
+    retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("store url must start with sqlite:/// or postgresql://")
+        return v
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # auto: console renderer on a TTY, JSON otherwise.
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class HttpSettings(BaseModel):
+    """The service's own HTTP port: health, readiness, metrics (and endpoints)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class BaseServiceSettings(BaseSettings):
+    """What every service shares. Each service subclasses this with its own sections."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED,
+        secrets_nested_delimiter=NESTED,
+        secrets_prefix="",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    service_name: str = "kopru"
+    environment: Literal["local", "test", "prod"] = "local"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    # Istanbul time for MKK service hours and BKM timestamps.
+    timezone: str = "Europe/Istanbul"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Secret files may hold nested values: `kafka__sasl_password`, `mkk__password`.
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            NestedSecretsSettingsSource(file_secret_settings),
+        )
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class SettingsError(SystemExit):
+    """Invalid settings at start: the message names each variable and what is wrong."""
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + NESTED.join(str(p).upper() for p in loc)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings from environment and secrets directory, or exit naming the variable."""
+    secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR")
+    kwargs: dict[str, Any] = dict(overrides)
+    if secrets_dir:
+        if not Path(secrets_dir).is_dir():
+            raise SettingsError(f"{ENV_PREFIX}SECRETS_DIR={secrets_dir} is not a directory")
+        kwargs["_secrets_dir"] = secrets_dir
+    try:
+        return cls(**kwargs)
+    except ValidationError as exc:
+        lines = [f"invalid settings for {cls.__name__}:"]
+        for err in exc.errors():
+            lines.append(f"  {env_name(err['loc'])}: {err['msg']}")
+        raise SettingsError("\n".join(lines)) from None
+
+
+def masked(settings: BaseModel) -> dict[str, Any]:
+    """The effective settings as plain data, secrets masked (for `kopru config show`)."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    return data

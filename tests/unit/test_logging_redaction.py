@@ -1,0 +1,98 @@
+"""Secrets never reach the log output: passwords from settings, PANs inside events."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from pydantic import BaseModel, SecretStr
+
+from services.common.logging import bind_correlation_id, configure_logging, get_logger
+from services.common.redaction import MASK, luhn_valid, redact, redact_text
+from services.common.settings import LogSettings
+
+PAN = "4111111111111111"  # Luhn-valid test Visa
+PAN_SPACED = "5555 5555 5555 4444"  # Luhn-valid test Mastercard
+
+
+def _capture() -> io.StringIO:
+    out = io.StringIO()
+    configure_logging(LogSettings(format="json", level="DEBUG"), service="test", stream=out)
+    return out
+
+
+def _lines(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+class MkkSection(BaseModel):
+    username: str = "TIB991"
+    password: SecretStr = SecretStr("Demo991!")
+
+
+def test_password_from_settings_and_pan_in_event_never_logged() -> None:
+    out = _capture()
+    settings = MkkSection()
+    log = get_logger("t")
+    bind_correlation_id("cid-1")
+    # The ways a careless line could leak them:
+    log.info("settings loaded", settings=settings.model_dump(mode="python"))
+    log.info("auth body", body={"username": "TIB991", "password": "Demo991!"})
+    log.info("raw", password=settings.password.get_secret_value())
+    log.info(
+        "pos answer", pos_message=json.dumps({"pan": PAN, "cvc": "123", "note": f"card {PAN}"})
+    )
+    log.warning("free text with card " + PAN_SPACED)
+    logging.getLogger("stdlib").error("stdlib line with %s", PAN)
+    text = out.getvalue()
+    assert "Demo991!" not in text
+    assert PAN not in text
+    assert PAN_SPACED not in text and PAN_SPACED.replace(" ", "") not in text
+    assert '"123"' not in text  # the CVC under its key
+    lines = _lines(out)
+    assert len(lines) == 6
+    assert all(line.get("correlation_id") == "cid-1" for line in lines[:5])
+    assert lines[0]["service"] == "test"
+
+
+def test_non_card_numbers_survive() -> None:
+    assert redact_text("order 1234567890123 done") == "order 1234567890123 done"  # not Luhn
+    assert redact_text("ref 20250505") == "ref 20250505"
+    assert redact({"count": 1000, "amount": "105,99"}) == {"count": 1000, "amount": "105,99"}
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        ("Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", True),
+        ("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----", True),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", True),
+        ("eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfQ.sig-nature_x", True),
+        ("plain text", False),
+    ],
+)
+def test_tokens_and_keys_in_text(value: str, masked: bool) -> None:
+    assert (redact_text(value) != value) is masked
+
+
+def test_secret_keys_masked_at_any_depth() -> None:
+    event = {
+        "a": {"b": [{"zipPassword": "Abcdefg1"}, {"zip_password": "x"}]},
+        "Authorization": "Bearer abc",
+        "posPwd": "p",
+        "token": None,  # nothing to hide
+    }
+    assert redact(event) == {
+        "a": {"b": [{"zipPassword": MASK}, {"zip_password": MASK}]},
+        "Authorization": MASK,
+        "posPwd": MASK,
+        "token": None,
+    }
+    assert redact({"n": int(PAN)}) == {"n": MASK}
+
+
+def test_luhn() -> None:
+    assert luhn_valid(PAN)
+    assert not luhn_valid("4111111111111112")
