@@ -1,0 +1,95 @@
+"""Settings sections for signing, certificates and payment-provider credentials.
+
+Plain pydantic sections; each service composes the ones it needs into its
+``BaseServiceSettings`` subclass (``KOPRU_MKK_SIGNING__PRIVATE_KEY_FILE`` ...). Secrets
+are ``SecretStr`` and may come from the secrets directory (settings.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+# §3 "RSA SHA-256 veya üstü": RSA only, SHA-256 or stronger. Never none, never HS*.
+MKK_ALLOWED_ALGORITHMS: frozenset[str] = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
+
+
+def _check_algs(algs: list[str]) -> list[str]:
+    bad = [a for a in algs if a not in MKK_ALLOWED_ALGORITHMS]
+    if bad:
+        raise ValueError(
+            f"algorithm(s) {bad} not allowed; choose from {sorted(MKK_ALLOWED_ALGORITHMS)}"
+        )
+    return algs
+
+
+class MkkSigningSettings(BaseModel):
+    """Our member key and certificate, and MKK's certificate to verify its answers (§3)."""
+
+    # PEM (PKCS#8 or PKCS#1) or PKCS#12 (.p12/.pfx) file holding our private key.
+    private_key_file: Path | None = None
+    private_key_passphrase: SecretStr | None = None
+    # A file holding the passphrase (a mounted Secret); used when the passphrase is unset.
+    private_key_passphrase_file: Path | None = None
+    # Our own certificate (PEM/DER), registered with MKK (§3.1); watched for expiry.
+    certificate_file: Path | None = None
+    # MKK's certificate: verifies every signed answer (§3).
+    mkk_certificate_file: Path | None = None
+    # Algorithms accepted on MKK's answers (pinned, §3 / §9.2 show RS256).
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    # Algorithm used to sign our requests (§9.2: {"alg":"RS256"}).
+    sign_alg: str = "RS256"
+    # §9.2 header carries only alg; a kid is off unless MKK asks for it.
+    include_kid: bool = False
+    kid: str | None = None
+    # Threads signing off the event loop (signing_pool.py). 0 = one per CPU.
+    pool_workers: int = Field(default=0, ge=0, le=64)
+    # Warn and export the metric when the certificate has fewer days left.
+    expiry_warning_days: int = Field(default=30, ge=1, le=365)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _pinned(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one algorithm must be allowed")
+        return _check_algs(v)
+
+    @field_validator("sign_alg")
+    @classmethod
+    def _sign_alg(cls, v: str) -> str:
+        _check_algs([v])
+        return v
+
+    @model_validator(mode="after")
+    def _kid_given(self) -> MkkSigningSettings:
+        if self.include_kid and not self.kid:
+            raise ValueError("include_kid is set but kid is empty")
+        return self
+
+
+class BkmKeySettings(BaseModel):
+    """Merchant key pair and BKM's public key (BKM: 1024 or 2048-bit RSA)."""
+
+    merchant_id: str = ""
+    private_key_file: Path | None = None
+    private_key_passphrase: SecretStr | None = None
+    private_key_passphrase_file: Path | None = None
+    # BKM's public key (PEM public key or certificate) verifies BKM's messages.
+    bkm_public_key_file: Path | None = None
+    # BKM's ts carries no zone: read and written in this zone (specs README).
+    ts_zone: str = "Europe/Istanbul"
+    # Largest clock difference accepted on a received ts (travijuu: 30 s).
+    ts_tolerance_s: float = Field(default=30.0, gt=0)
+
+
+class MokaSettings(BaseModel):
+    """Moka dealer credentials (moka-dealer-api: DealerAuthentication, all required)."""
+
+    base_url: str = "https://service.testmoka.com"
+    dealer_code: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    timeout_s: float = Field(default=30.0, gt=0)
