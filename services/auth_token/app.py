@@ -1,0 +1,119 @@
+"""auth-token: the only holder of the MKK password; one live token per (member,
+sender) on the compacted mks.auth.tokens, encrypted; answers TokenRequested."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pydantic import BaseModel, Field
+
+from schemas.events import AUTH_TOKEN_REQUESTS, Event, TokenRequested, TopicSpec
+from services.auth_token.attempts import AttemptLog
+from services.auth_token.keeper import Keeper
+from services.common.errors import RetryLater
+from services.common.kafka_broker import consumer_options, publish_event, subscribed_topics
+from services.common.logging import get_logger
+from services.common.mkk_client import MkkClient
+from services.common.mkk_settings import MkkApiSettings, MkkCredentials, PipelineSecrets
+from services.common.service import Service, new_service
+from services.common.settings import BaseServiceSettings
+from services.common.state_store import open_state_store
+from services.common.token_cache import TokenCache
+from services.common.token_crypto import TokenCipher
+
+log = get_logger(__name__)
+
+
+class AuthSettings(BaseModel):
+    renew_fraction: float = Field(default=50 / 60, gt=0.1, lt=1.0)  # 50 of 60 minutes
+    check_every_s: float = Field(default=5.0, gt=0)
+    max_unconfirmed: int = Field(default=2, ge=1, le=2)  # FAQ 15: stay below three
+    retry_s: float = Field(default=5.0, gt=0)
+
+
+class Settings(BaseServiceSettings):
+    mkk: MkkApiSettings = Field(default_factory=MkkApiSettings)
+    mkk_auth: MkkCredentials = Field(default_factory=MkkCredentials)
+    pipeline: PipelineSecrets = Field(default_factory=PipelineSecrets)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+
+def build(settings: Settings) -> Service:
+    service = new_service(
+        "auth-token",
+        settings,
+        description="Holds the MKK password; keeps one live token per (member, sender).",
+        max_attempts={AUTH_TOKEN_REQUESTS.name: 3},
+    )
+    broker = service.broker
+    token_key = settings.pipeline.token_key.get_secret_value()
+    cipher = TokenCipher(token_key)
+    cache = TokenCache(settings.kafka, cipher, None, requested_by=service.name)
+    client = MkkClient(settings.mkk, None, None)  # /v1/auth is plain JSON (§3.2)
+    state = open_state_store(settings.store)
+
+    async def publish(spec: TopicSpec, event: Event) -> None:
+        await publish_event(broker, spec, event)
+
+    keeper = Keeper(
+        creds=settings.mkk_auth,
+        auth=client.auth,
+        attempts=AttemptLog(state),
+        cache=cache,
+        cipher=cipher,
+        fingerprint_key=token_key,
+        publish=publish,
+        renew_fraction=settings.auth.renew_fraction,
+        max_unconfirmed=settings.auth.max_unconfirmed,
+        retry_s=settings.auth.retry_s,
+    )
+    tasks: list[asyncio.Task[None]] = []
+
+    async def renew_loop() -> None:
+        await cache.caught_up.wait()  # adopt a live token from the topic: no extra auth
+        keeper.warn_password_age()
+        while True:
+            try:
+                await keeper.ensure("expired")
+            except RetryLater as exc:
+                log.warning("token renewal postponed", reason=exc.reason)
+            except Exception as exc:  # keep renewing whatever happens
+                log.error("token renewal failed", error=repr(exc))
+            await asyncio.sleep(settings.auth.check_every_s)
+
+    async def start() -> None:
+        await state.open()
+        await client.start()
+
+    async def start_loops() -> None:
+        await cache.start()
+        tasks.append(asyncio.create_task(renew_loop(), name="token-renewal"))
+
+    async def stop() -> None:
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await cache.stop()
+        await client.close()
+        await state.close()
+
+    service.on_start += [start, start_loops]
+    service.on_stop.append(stop)
+    service.readiness["state_store"] = state.ping
+    service.readiness["token_topic"] = cache.ready
+
+    @broker.subscriber(  # type: ignore[untyped-decorator]
+        *subscribed_topics(AUTH_TOKEN_REQUESTS.name, settings.kafka, service.group),
+        **consumer_options(settings.kafka, service.group),
+    )
+    async def on_token_requested(event: TokenRequested) -> None:
+        if (event.member, event.sender) != (keeper.member, keeper.sender):
+            log.warning("token asked for a key this service has no password for",
+                        member=event.member, sender=event.sender)  # fmt: skip
+            return
+        await cache.caught_up.wait()
+        await keeper.ensure(event.reason, event.rejected_jti)
+
+    return service

@@ -1,0 +1,226 @@
+"""The report-requester's decision: one MKK balance-report per (member, request id).
+
+The senderReference registry and the crash window (§3.2.2, §5.1.2, FAQ 18):
+
+1. The reference is reserved and stored (phase "reserved") BEFORE the request is sent.
+2. The answer decides the next phase:
+   - 0000 with a refId: ReportSubmitted is stored, published, replayed on redelivery;
+   - no messageId (the message never reached MKS, e.g. OI003 / HTTP 500): "reusable",
+     the same reference is sent next time (§5.1.2 allows it);
+   - a messageId with a transient code (RP003 ...): "burnt", a new reference next time;
+   - a terminal code: ReportFailed with MKK's code and description.
+3. If the process dies (or the connection is cut) after sending, the phase is still
+   "reserved": the outcome is unknown. On redelivery the SAME reference is re-sent,
+   never a new one, so MKK can never make a second report for the request:
+   - if the first send never reached MKS, MKK accepts it now: exactly one report;
+   - if it did, MKK answers RP045 (reference already used). MKK offers no lookup by
+     senderReference (§5-§6 have refId-based calls only), so the refId of that first
+     report cannot be learnt. kopru then ends the request with
+     ReportFailed(code="KOPRU_AMBIGUOUS") naming the reference, for an operator to
+     resolve (MKK can find the report by the reference; upstream may re-request under
+     a new request id). It never sends a second balance-report on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
+
+from schemas.codes import Action
+from schemas.events import (
+    REPORTS_FAILED,
+    REPORTS_SUBMITTED,
+    ReportFailed,
+    ReportRequested,
+    ReportSubmitted,
+)
+from schemas.mkk import BalanceReportRequest, RequestHeader, istanbul_today
+from services.common.errors import InvalidMessage, RetryLater
+from services.common.logging import get_logger
+from services.common.mkk_hours import seconds_until_open
+from services.common.mkk_outcome import MkkOutcome, MkkTransportError
+from services.common.outcome_store import Publish, emit_once, replay, stable_event_id
+from services.common.retry_tiers import Backoff
+from services.common.sender_reference import new_sender_reference
+from services.common.state_store import StateStore
+from services.common.token_cache import CachedToken, TokenUnavailableError
+from services.common.zip_password import zip_password
+
+log = get_logger(__name__)
+
+SCOPE = "report-request"
+AMBIGUOUS = "KOPRU_AMBIGUOUS"
+GAVE_UP = "KOPRU_GAVE_UP"
+INVALID = "KOPRU_INVALID_REQUEST"
+
+
+@dataclass
+class RequesterDeps:
+    state: StateStore
+    publish: Publish
+    get_token: Callable[[str, str], Awaitable[CachedToken]]
+    rejected_token: Callable[[str, str, str], Awaitable[CachedToken]]
+    send: Callable[[BalanceReportRequest, str], Awaitable[MkkOutcome]]
+    zip_secret: str
+    service_hours: bool = True
+    max_attempts: int = 30
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_s=5.0, cap_s=60.0))
+    today: Callable[[], dt.date] = istanbul_today
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def request_key(event: ReportRequested) -> str:
+    return f"{event.member}:{event.request_id}"
+
+
+def request_fingerprint(event: ReportRequested) -> str:
+    """The request's content, without the envelope (event_id, time, correlation)."""
+    body = event.model_dump(mode="json", exclude={"event_id", "occurred_at", "correlation_id"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _failed(event: ReportRequested, stage: str, code: str, description: str) -> ReportFailed:
+    return ReportFailed(
+        event_id=stable_event_id("failed", event.member, event.request_id),
+        request_id=event.request_id,
+        member=event.member,
+        stage=stage,  # type: ignore[arg-type]
+        code=code,
+        description=description[:2000],
+        correlation_id=event.correlation_id,
+    )
+
+
+async def handle_requested(event: ReportRequested, attempt: int, deps: RequesterDeps) -> None:
+    key = request_key(event)
+    fp = request_fingerprint(event)
+    rec = await deps.state.get(SCOPE, key)
+    if rec is not None and rec.get("fp") != fp:
+        raise InvalidMessage(f"request {key} was used before with different content")
+    if rec is not None and rec.get("outcome") is not None:
+        # Redelivered or re-published: the stored outcome again, never a second call.
+        await replay(deps.state, SCOPE, key, deps.publish, force=True)
+        log.info("request replayed from store", request=key)
+        return
+
+    if event.process_date > deps.today():  # §5.1.2: today or in the past (Istanbul)
+        failed = _failed(event, "intake", INVALID, "processDate must be today or in the past")
+        await emit_once(deps.state, SCOPE, key, REPORTS_FAILED, failed, deps.publish, {"fp": fp})
+        return
+    if deps.service_hours:
+        wait = seconds_until_open(deps.now())
+        if wait > 0:  # §8: reports run 01:00-23:00 Istanbul time
+            raise RetryLater("outside MKK service hours (§8)", wait)
+
+    token = await deps.get_token(event.member, event.sender)
+
+    # Reserve the reference durably BEFORE sending (see the module doc).
+    rec = dict(rec or {"fp": fp, "sends": 0})
+    phase = rec.get("phase")
+    if phase is None or phase == "burnt":
+        rec["ref"] = new_sender_reference("BR")
+        rec["uncertain"] = False
+    elif phase == "reserved":
+        rec["uncertain"] = True  # the previous send may have reached MKS
+    else:  # "reusable": the last answer had no messageId
+        rec["uncertain"] = bool(rec.get("uncertain"))
+    rec["phase"] = "reserved"
+    rec["sends"] = int(rec.get("sends", 0)) + 1
+    await deps.state.put(SCOPE, key, rec)
+    reference: str = rec["ref"]
+
+    req = BalanceReportRequest(
+        request_header=RequestHeader(
+            sender_reference=reference, sender_member=event.member, sender=event.sender
+        ),
+        file_type=event.file_type,
+        zip_password=SecretStr(zip_password(deps.zip_secret, event.member, event.request_id)),
+        process_date=event.process_date.strftime("%Y%m%d"),
+        **event.filters.model_dump(exclude_none=True),
+    )
+    try:
+        outcome = await deps.send(req, token.token)
+        if outcome.action is Action.REAUTH and not outcome.reached_mks:
+            rec["phase"] = "reusable"  # OI006 never reached MKS: same reference again
+            await deps.state.put(SCOPE, key, rec)
+            token = await deps.rejected_token(event.member, event.sender, token.jti)
+            rec["phase"] = "reserved"
+            await deps.state.put(SCOPE, key, rec)
+            outcome = await deps.send(req, token.token)
+    except MkkTransportError as exc:
+        # Unknown outcome: the phase stays "reserved", the same reference goes next time.
+        raise RetryLater(f"balance-report outcome unknown: {exc}") from None
+    except TokenUnavailableError:
+        raise
+
+    log.info(
+        "balance-report answered",
+        request=key,
+        code=outcome.code,
+        http=outcome.http_status,
+        message_id=outcome.message_id,
+        reused_reference=rec["sends"] > 1,
+    )
+    if outcome.action is Action.DONE and outcome.ref_id:
+        now = deps.now()
+        submitted = ReportSubmitted(
+            event_id=stable_event_id("submitted", event.member, event.request_id),
+            request_id=event.request_id,
+            member=event.member,
+            sender=event.sender,
+            ref_id=outcome.ref_id,
+            sender_reference=reference,
+            message_id=outcome.message_id,
+            file_type=event.file_type,
+            process_date=event.process_date,
+            submitted_at=now,
+            expires_at=now + timedelta(hours=24),  # §5.1.5: refId valid 24 hours
+            correlation_id=event.correlation_id,
+        )
+        rec["phase"] = "done"
+        await emit_once(deps.state, SCOPE, key, REPORTS_SUBMITTED, submitted, deps.publish, rec)
+        return
+    if outcome.code in ("RP045", "MF04"):
+        description = (
+            f"senderReference {reference} had reached MKS before and its answer was lost; "
+            "MKK offers no lookup by senderReference, so the refId is unknown. "
+            "kopru does not send a second balance-report; resolve with MKK or re-request "
+            f"under a new request id. MKK said {outcome.code}: {outcome.description}"
+            if rec.get("uncertain")
+            else f"{outcome.code}: {outcome.description}"
+        )
+        code = AMBIGUOUS if rec.get("uncertain") else outcome.code
+        log.error("balance-report reference refused", request=key, code=outcome.code)
+        await emit_once(
+            deps.state, SCOPE, key, REPORTS_FAILED,
+            _failed(event, "request", code, description), deps.publish, rec,
+        )  # fmt: skip
+        return
+    if outcome.action is Action.TERMINAL:
+        await emit_once(
+            deps.state, SCOPE, key, REPORTS_FAILED,
+            _failed(event, "request", outcome.code, outcome.description), deps.publish, rec,
+        )  # fmt: skip
+        return
+    # Transient (RP003, OI003, a token refused twice ...): retry later.
+    rec["phase"] = "burnt" if outcome.reached_mks else "reusable"
+    if attempt + 1 >= deps.max_attempts:
+        await emit_once(
+            deps.state, SCOPE, key, REPORTS_FAILED,
+            _failed(event, "request", GAVE_UP,
+                    f"gave up after {attempt + 1} attempts; last {outcome.code}: "
+                    f"{outcome.description}"),
+            deps.publish, rec,
+        )  # fmt: skip
+        return
+    await deps.state.put(SCOPE, key, rec)
+    delay: float = deps.backoff.delay(attempt + 1)
+    if outcome.code == "OI004" and deps.service_hours:
+        delay = max(delay, seconds_until_open(deps.now()))
+    raise RetryLater(f"balance-report {outcome.code}: {outcome.description}", delay)

@@ -1,0 +1,136 @@
+"""The MKK client against the sandbox's real ASGI app (in memory, no socket): signed
+requests, verified answers, codes mapped to one outcome, the streamed content."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from schemas.codes import Action
+from schemas.mkk import (
+    AuthRequest,
+    BalanceReportRequest,
+    ReportContentRequest,
+    ReportStatusRequest,
+    RequestHeader,
+)
+from services.common.jws import JwsSigner, JwsVerifier
+from services.common.mkk_client import MkkClient
+from services.common.mkk_outcome import MkkUnverifiedAnswer
+from services.common.mkk_settings import MkkApiSettings
+from services.sandbox.mkk import create_app, sandbox_state
+from services.sandbox.mkk.config import DEMO_PASSWORD, load_config
+from services.sandbox.mkk.keys import ensure_demo_keys, load_certificate, load_private_key
+
+
+def head(ref: str) -> RequestHeader:
+    return RequestHeader(sender_reference=ref, sender_member="TIB", sender="TIB991")
+
+
+@pytest.fixture
+async def mkk(tmp_path: Path) -> AsyncIterator[tuple[MkkClient, Any, Any]]:
+    keys = ensure_demo_keys(tmp_path / "state")
+    config = load_config(None, state_dir=tmp_path / "state")
+    config.durations.rp020_s = config.durations.rp021_s = 0.0
+    config.durations.rp022_s = config.durations.rp023_s = 0.0
+    config.ledger.rows = 10
+    app = create_app(config)
+    client = MkkClient(
+        MkkApiSettings(base_url="http://mkk.test"),
+        JwsSigner(load_private_key(keys.member_key)),
+        JwsVerifier(load_certificate(keys.mkk_certificate)),
+        transport=httpx.ASGITransport(app=app),
+    )
+    await client.start()
+    yield client, sandbox_state(app), keys
+    await client.close()
+    sandbox_state(app).close()
+
+
+async def _token(client: MkkClient) -> str:
+    res = await client.auth(
+        AuthRequest(
+            request_header=head("a-1"), username="TIB991", password=SecretStr(DEMO_PASSWORD)
+        )
+    )
+    assert res.outcome.action is Action.DONE and res.token
+    return res.token
+
+
+async def test_report_calls_end_to_end(mkk: tuple[MkkClient, Any, Any]) -> None:
+    client, _, _ = mkk
+    token = await _token(client)
+    req = BalanceReportRequest(
+        request_header=head("b-1"),
+        file_type="csv",
+        zip_password=SecretStr("Secret123X"),
+        process_date="20250505",
+    )
+    out = await client.balance_report(req, token)
+    assert (out.action, out.code, out.http_status) == (Action.DONE, "0000", 200)
+    assert out.ref_id and out.message_id and out.reached_mks
+    status = await client.report_status(
+        ReportStatusRequest(request_header=head("s-1"), ref_id=out.ref_id), token
+    )
+    for _ in range(50):
+        if status.code == "0000":
+            break
+        await asyncio.sleep(0.05)
+        status = await client.report_status(
+            ReportStatusRequest(request_header=head(f"s-{_ + 2}"), ref_id=out.ref_id), token
+        )
+    assert status.action is Action.DONE and status.file_names
+    creq = ReportContentRequest(request_header=head("c-1"), ref_id=out.ref_id,
+                                file_name=status.file_names[0])  # fmt: skip
+    async with client.report_content(creq, token) as answer:
+        assert answer.response is not None
+        data = b"".join([c async for c in answer.response.aiter_bytes()])
+    assert data[:2] == b"PK"
+
+
+async def test_codes_map_with_turkish_description(mkk: tuple[MkkClient, Any, Any]) -> None:
+    client, _, _ = mkk
+    token = await _token(client)
+    out = await client.report_status(
+        ReportStatusRequest(request_header=head("s-x"), ref_id="nope"), token
+    )
+    assert (out.code, out.action, out.http_status) == ("RP018", Action.TERMINAL, 422)
+    assert "refId" in out.description
+    again = await client.report_status(
+        ReportStatusRequest(request_header=head("s-x"), ref_id="nope"), token
+    )
+    assert again.code == "RP045"  # the reference was burnt (FAQ 18)
+    bad = await client.report_status(
+        ReportStatusRequest(request_header=head("s-y"), ref_id="nope"), "not-a-token"
+    )
+    assert (bad.code, bad.action, bad.http_status, bad.message_id) == (
+        "OI006", Action.REAUTH, 401, None,
+    )  # fmt: skip
+
+
+async def test_answer_signed_by_another_key_is_not_acted_on(
+    mkk: tuple[MkkClient, Any, Any], tmp_path: Path
+) -> None:
+    client, _, _ = mkk
+    token = await _token(client)
+    other = ensure_demo_keys(tmp_path / "other")
+    client.verifier = JwsVerifier(load_certificate(other.mkk_certificate))
+    with pytest.raises(MkkUnverifiedAnswer):
+        await client.report_status(
+            ReportStatusRequest(request_header=head("s-z"), ref_id="nope"), token
+        )
+
+
+async def test_wrong_password_maps_to_terminal(mkk: tuple[MkkClient, Any, Any]) -> None:
+    client, _, _ = mkk
+    res = await client.auth(
+        AuthRequest(request_header=head("a-2"), username="TIB991", password=SecretStr("Wrong99!"))
+    )
+    assert res.token is None
+    assert (res.outcome.code, res.outcome.http_status) == ("0x00d30003", 401)
