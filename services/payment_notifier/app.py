@@ -1,0 +1,242 @@
+"""payment-notifier: BKM confirmations (HTTP), reconciliation, initializePayment,
+requestMerchInfo and Moka dealer applications.
+
+Thin wiring only (docs/writing-a-service.md): settings, adapters opened in on_start,
+subscribers that call the decisions in this package, the HTTP routes and two loops (the
+outbox relay and reconciliation) that run in every replica and share the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+from pydantic import BaseModel, Field
+
+from schemas.events import (
+    BKM_CONFIRMATIONS,
+    BKM_INITIALIZED,
+    BKM_PAYMENT_REQUESTED,
+    MOKA_APPLICATION_REQUESTED,
+    MOKA_APPLICATION_RESULTS,
+    BkmPaymentRequested,
+    Event,
+    MokaDealerApplicationRequested,
+    TopicSpec,
+)
+from services.common.bkm_client import BkmClient
+from services.common.bkm_signature import (
+    BkmSigner,
+    BkmVerifier,
+    signer_from_settings,
+    verifier_from_settings,
+)
+from services.common.idempotency import new_owner, open_store
+from services.common.kafka_broker import consumer_options, publish_event, subscribed_topics
+from services.common.logging import get_logger
+from services.common.moka_auth import dealer_authentication
+from services.common.moka_client import MokaClient
+from services.common.payments_store import open_payment_store
+from services.common.service import Service, new_service
+from services.common.settings import BaseServiceSettings
+from services.common.signing_settings import BkmKeySettings, MokaSettings
+from services.payment_notifier.confirmations import ConfirmationDeps, publish_recorded
+from services.payment_notifier.http_routes import payment_routes
+from services.payment_notifier.initialize import InitDeps, handle_payment_requested
+from services.payment_notifier.merch_info import MerchInfoDeps, PosSettings
+from services.payment_notifier.moka_applications import MokaDeps, handle_application
+from services.payment_notifier.reconcile import ReconcileDeps, reconcile_due
+
+log = get_logger(__name__)
+
+BKM_PREPROD = "https://preprod.bkmexpress.com.tr:9620/BKMExpress/BkmExpressPaymentService.ws"
+
+
+class PaymentsSettings(BaseModel):
+    """How the payment-notifier talks to BKM and how it keeps outcomes."""
+
+    bkm_endpoint: str = BKM_PREPROD
+    # sUrl / cUrl sent in initializePayment: where BKM sends the user back.
+    success_url: str = "http://127.0.0.1:8080/bkm/success"
+    cancel_url: str = "http://127.0.0.1:8080/bkm/cancel"
+    # Largest |our clock - BKM's ts| accepted (skew is logged and a metric).
+    ts_tolerance_s: float = Field(default=300.0, gt=0)
+    # How long a recorded outcome's publisher holds it before the relay may take over.
+    publish_lease_s: float = Field(default=30.0, gt=0)
+    relay_interval_s: float = Field(default=5.0, gt=0)
+    # Query BKM for initialized payments with no outcome after this long.
+    reconcile_after_s: float = Field(default=900.0, ge=0)
+    reconcile_recheck_s: float = Field(default=300.0, gt=0)
+    reconcile_give_up_s: float = Field(default=86_400.0, gt=0)
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    http_timeout_s: float = Field(default=20.0, gt=0)
+
+
+class Settings(BaseServiceSettings):
+    service_name: str = "payment-notifier"
+    bkm: BkmKeySettings = Field(default_factory=BkmKeySettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    pos: PosSettings = Field(default_factory=PosSettings)
+    moka: MokaSettings = Field(default_factory=MokaSettings)
+
+
+@dataclass
+class Runtime:
+    """Adapters opened in on_start; the routes and subscribers read them from here."""
+
+    confirm: ConfirmationDeps | None = None
+    merch: MerchInfoDeps | None = None
+    init: InitDeps | None = None
+    moka: MokaDeps | None = None
+    reconcile: ReconcileDeps | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def _loop(
+    name: str, interval_s: float, step: Callable[[], Awaitable[object]]
+) -> asyncio.Task[None]:
+    async def run() -> None:
+        while True:
+            # Sleep first: on_start runs before the broker starts, and the steps publish.
+            await asyncio.sleep(interval_s)
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("background step failed", loop=name, error=str(exc))
+
+    return asyncio.create_task(run(), name=name)
+
+
+def build(settings: Settings) -> Service:
+    service = new_service(
+        "payment-notifier",
+        settings,
+        description="BKM Express confirmations, reconciliation, initializePayment, "
+        "requestMerchInfo; Moka dealer applications.",
+    )
+    broker = service.broker
+    rt = Runtime()
+    pay = settings.payments
+    payments = open_payment_store(settings.store)
+    idempotency = open_store(settings.store)
+
+    def publisher(spec: TopicSpec) -> Callable[[Event], Awaitable[None]]:
+        async def publish(event: Event) -> None:
+            await publish_event(broker, spec, event)
+
+        return publish
+
+    async def start() -> None:
+        await payments.open()
+        await idempotency.open()
+        signer: BkmSigner = signer_from_settings(settings.bkm)
+        verifier: BkmVerifier = verifier_from_settings(settings.bkm)
+        http = httpx.AsyncClient(timeout=pay.http_timeout_s)
+        rt.closers.append(http.aclose)
+        bkm = BkmClient(
+            pay.bkm_endpoint, settings.bkm.merchant_id, signer, verifier, http, settings.bkm.ts_zone
+        )
+        rt.confirm = ConfirmationDeps(
+            verifier=verifier,
+            store=payments,
+            publish=publisher(BKM_CONFIRMATIONS),
+            ts_tolerance_s=pay.ts_tolerance_s,
+            ts_zone=settings.bkm.ts_zone,
+            lease_s=pay.publish_lease_s,
+            recheck_failures_after_s=pay.reconcile_after_s,
+        )
+        rt.merch = MerchInfoDeps(
+            signer, verifier, payments, settings.pos, pay.ts_tolerance_s, settings.bkm.ts_zone
+        )
+        rt.init = InitDeps(
+            bkm,
+            idempotency,
+            payments,
+            publisher(BKM_INITIALIZED),
+            pay.success_url,
+            pay.cancel_url,
+            pay.reconcile_after_s,
+        )
+        rt.reconcile = ReconcileDeps(
+            bkm, rt.confirm, pay.reconcile_recheck_s, pay.reconcile_give_up_s
+        )
+        moka_auth = dealer_authentication(settings.moka)
+        moka_http = httpx.AsyncClient(timeout=settings.moka.timeout_s)
+        rt.closers.append(moka_http.aclose)
+        rt.moka = MokaDeps(
+            MokaClient(settings.moka.base_url, moka_auth, moka_http),
+            idempotency,
+            publisher(MOKA_APPLICATION_RESULTS),
+        )
+
+    async def start_loops() -> None:
+        confirm, reconcile = rt.confirm, rt.reconcile
+        assert confirm is not None and reconcile is not None
+
+        async def relay() -> None:
+            owner = new_owner()  # this pass's lease
+            for row in await payments.take_unpublished(owner, pay.publish_lease_s):
+                await publish_recorded(payments, confirm.publish, row, owner, path="relay")
+
+        async def purge() -> None:
+            await payments.purge()
+            await idempotency.purge()
+
+        rt.tasks += [
+            _loop("outbox-relay", pay.relay_interval_s, relay),
+            _loop("reconcile", pay.reconcile_interval_s, lambda: reconcile_due(reconcile)),
+            _loop("purge", pay.purge_interval_s, purge),
+        ]
+
+    async def stop() -> None:
+        for task in rt.tasks:
+            task.cancel()
+        await asyncio.gather(*rt.tasks, return_exceptions=True)
+        rt.tasks.clear()
+        for close in rt.closers:
+            with contextlib.suppress(Exception):
+                await close()
+        await payments.close()
+        await idempotency.close()
+
+    service.on_start += [start, start_loops]
+    service.on_stop.append(stop)
+    service.readiness["payments-store"] = payments.ping
+    service.readiness["loops"] = _loops_running(rt)
+
+    @broker.subscriber(  # type: ignore[untyped-decorator]
+        *subscribed_topics(BKM_PAYMENT_REQUESTED.name, settings.kafka, service.group),
+        **consumer_options(settings.kafka, service.group),
+    )
+    async def on_payment_requested(event: BkmPaymentRequested) -> None:
+        assert rt.init is not None
+        await handle_payment_requested(event, rt.init)
+
+    @broker.subscriber(  # type: ignore[untyped-decorator]
+        *subscribed_topics(MOKA_APPLICATION_REQUESTED.name, settings.kafka, service.group),
+        **consumer_options(settings.kafka, service.group),
+    )
+    async def on_moka_application(event: MokaDealerApplicationRequested) -> None:
+        assert rt.moka is not None
+        await handle_application(event, rt.moka)
+
+    service.routes.extend(payment_routes(lambda: rt.confirm, lambda: rt.merch))
+    return service
+
+
+def _loops_running(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    async def check() -> None:
+        if not rt.tasks:
+            raise RuntimeError("background loops not started")
+        for task in rt.tasks:
+            if task.done():
+                raise RuntimeError(f"loop {task.get_name()} stopped")
+
+    return check

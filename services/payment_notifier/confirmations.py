@@ -1,0 +1,259 @@
+"""The decision for BKM's confirmation post and the success / cancel redirects.
+
+BKM "Confirmation URL": before redirecting the user to sUrl, BKM posts the same signed
+fields to the merchant's confirmation URL; the merchant verifies the signature and, when
+the POS approved, fulfils. "Önemli Not": once a confirmation verified, a bad signature
+on the redirect alone is no reason to cancel (advisory). The field lists and signed order
+live in schemas/bkm.py (SIGNED_FIELDS, travijuu reading of the pictured tables).
+
+Order of checks: required fields → signature over the raw received values with BKM's
+pinned key (fail closed) → ts within the tolerance → the store decides (first outcome per
+token wins, forward-only; a replay gets the original answer; other content is refused).
+Card data is never stored, logged or published: posMessage is sanitised first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from schemas.bkm import CancelRedirect, PosResultPost, parse_return, parse_ts
+from schemas.events import BKM_CONFIRMATIONS, Event, PaymentConfirmed, PaymentFailed
+from services.common.bkm_signature import BkmVerifier
+from services.common.idempotency import new_owner
+from services.common.logging import get_logger
+from services.common.payments_store import (
+    CONFIRMED,
+    FAILED,
+    FINAL_STATES,
+    Decision,
+    Outcome,
+    PaymentRow,
+    PaymentStore,
+    decide,
+)
+from services.payment_notifier import metrics
+from services.payment_notifier.pos_message import sanitize
+
+log = get_logger(__name__)
+
+Source = Literal["confirmation", "success_redirect", "cancel_redirect", "reconciliation"]
+Publish = Callable[[Event], Awaitable[None]]
+EVENT_NAMESPACE = uuid.UUID("6f2b7c1e-5d0a-4e8e-9a43-3c1b8f0d6a01")
+MAX_FIELD_CHARS = 20_000
+MAX_TOKEN_CHARS = 128  # events.py: token max_length
+
+
+def outcome_event_id(token: str) -> uuid.UUID:
+    """One event id per payment token: every copy of its outcome carries the same one."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"bkm-outcome:{token}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    replay: bool = False
+
+
+@dataclass
+class ConfirmationDeps:
+    verifier: BkmVerifier
+    store: PaymentStore
+    publish: Publish
+    ts_tolerance_s: float = 300.0
+    ts_zone: str = "Europe/Istanbul"
+    lease_s: float = 30.0
+    # A failure seen only through BKM's cancel post is double-checked with
+    # QueryPaymentResult after this long (None: not); a disagreement is alerted.
+    recheck_failures_after_s: float | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def fingerprint(content: Mapping[str, Any]) -> str:
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _bad(source: Source, result: str, status: int, message: str) -> Reply:
+    metrics.RETURNS.labels(source, result).inc()
+    return Reply(status, {"error": message})
+
+
+def _content(msg: PosResultPost | CancelRedirect) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(state, fingerprinted content, sanitised POS result) of a verified message."""
+    if isinstance(msg, CancelRedirect):
+        content = {"state": FAILED, "r": msg.r, "posRef": msg.posRef, "xid": msg.xid, "md": msg.md}
+        return FAILED, content, {}
+    pos = sanitize(msg.posMessage)
+    return CONFIRMED, {"state": CONFIRMED, "pos": pos, "xid": msg.xid, "md": msg.md}, pos
+
+
+def build_event(
+    token: str,
+    state: str,
+    source: Source,
+    row: PaymentRow | None,
+    *,
+    xid: str | None = None,
+    pos: dict[str, Any] | None = None,
+    reason: str | None = None,
+    reconciled: bool = False,
+) -> Event:
+    common: dict[str, Any] = {
+        "event_id": outcome_event_id(token),
+        "token": token,
+        "order_id": row.order_id if row else None,
+        "xid": xid[:128] if xid else None,
+        "source": source,
+        "reconciled": reconciled,
+    }
+    if state == CONFIRMED:
+        return PaymentConfirmed(pos_result=pos or {}, **common)
+    return PaymentFailed(reason=(reason or "cancelled")[:2000], **common)
+
+
+def answer_for(event: Event, state: str) -> dict[str, Any]:
+    return {
+        "token": getattr(event, "token", None),
+        "status": state,
+        "order_id": getattr(event, "order_id", None),
+        "event_id": str(event.event_id),
+    }
+
+
+async def record_and_publish(
+    deps: ConfirmationDeps, outcome: Outcome, event: Event, source: Source
+) -> Reply:
+    """Record once (the store decides), publish if we won, answer in every case.
+
+    The owner is new per call: concurrent calls in one process compete like replicas do.
+    """
+    owner = new_owner()
+    rec = await deps.store.record_outcome(outcome, owner, deps.lease_s)
+    if rec.decision is Decision.RECORDED:
+        await publish_recorded(deps.store, deps.publish, rec.row, owner, path="inline")
+        metrics.RETURNS.labels(source, "recorded").inc()
+        log.info(
+            "payment outcome recorded", bkm_t=outcome.token, state=outcome.state, source=source
+        )
+        return Reply(200, outcome.answer)
+    return _existing(rec.row, rec.decision, outcome, source)
+
+
+def _existing(row: PaymentRow, decision: Decision, outcome: Outcome, source: Source) -> Reply:
+    if decision is Decision.REPLAY:
+        metrics.RETURNS.labels(source, "replay").inc()
+        return Reply(200, row.answer or {}, replay=True)
+    kind = "late_failure" if outcome.state == FAILED and row.state == CONFIRMED else "altered"
+    if row.source == "reconciliation":
+        kind = "query_disagrees"
+    metrics.RETURNS.labels(source, "conflict").inc()
+    metrics.ALERTS.labels(kind).inc()
+    log.warning(
+        "ALERT payment token reused with other content",
+        alert=kind,
+        bkm_t=outcome.token,
+        recorded_state=row.state,
+        received_state=outcome.state,
+        recorded_source=row.source,
+        source=source,
+    )
+    return Reply(
+        409,
+        {
+            "error": f"token {outcome.token} already has a {row.state} outcome with other content;"
+            " states only move forward",
+            "status": row.state,
+        },
+    )
+
+
+async def publish_recorded(
+    store: PaymentStore, publish: Publish, row: PaymentRow, owner: str, *, path: str
+) -> bool:
+    """Publish a recorded outcome's stored event, then mark it; on failure leave it to the
+    relay (the lease expires and another attempt publishes the same event)."""
+    if row.event is None:
+        return False
+    try:
+        await publish(BKM_CONFIRMATIONS.parse(row.event.encode()))
+    except Exception as exc:
+        log.warning("outcome publish failed; the relay retries", bkm_t=row.token, error=str(exc))
+        return False
+    metrics.PUBLISHED.labels(path).inc()
+    if not await store.mark_published(row.token, owner):
+        log.warning("outcome lease was taken over before marking", bkm_t=row.token)
+    return True
+
+
+async def handle_return(fields: Mapping[str, str], source: Source, deps: ConfirmationDeps) -> Reply:
+    """One post or redirect from BKM → the HTTP answer (status and JSON body)."""
+    if any(len(v) > MAX_FIELD_CHARS for v in fields.values()):
+        return _bad(source, "invalid", 413, f"a field is longer than {MAX_FIELD_CHARS} characters")
+    missing = [f for f in ("t", "ts", "s") if not fields.get(f)]
+    if missing:
+        return _bad(source, "invalid", 400, f"missing field(s): {', '.join(missing)}")
+    if len(fields["t"]) > MAX_TOKEN_CHARS or not fields["t"].isprintable():
+        return _bad(source, "invalid", 400, f"t must be 1-{MAX_TOKEN_CHARS} printable characters")
+    msg = parse_return(dict(fields), confirmation=source == "confirmation")
+    token = msg.t or ""
+    if source == "cancel_redirect" and not isinstance(msg, CancelRedirect):
+        return _bad(source, "invalid", 400, "a cancel redirect must carry r (the reason)")
+    if not deps.verifier.verify(msg):
+        return await _bad_signature(token, source, deps)
+    try:
+        sent_at = parse_ts(msg.ts or "", deps.ts_zone)
+    except ValueError:
+        return _bad(source, "invalid", 400, "ts is not YYYYMMDD-HH:MM:SS")
+    skew = (deps.clock() - sent_at).total_seconds()
+    metrics.TS_SKEW.observe(skew)
+    metrics.LAST_TS_SKEW.set(skew)
+    if abs(skew) > deps.ts_tolerance_s:
+        log.warning("BKM ts out of tolerance", bkm_t=token, skew_s=round(skew, 1), source=source)
+        return _bad(
+            source,
+            "stale",
+            400,
+            f"Request Not Synchronized: ts is {skew:.0f} s from our clock "
+            f"(tolerance {deps.ts_tolerance_s:.0f} s)",
+        )
+    state, content, pos = _content(msg)
+    fp = fingerprint(content)
+    row = await deps.store.get(token)
+    if row is not None and row.state in FINAL_STATES:
+        probe = Outcome(token, state, fp, {}, "", source)
+        return _existing(row, decide(row, probe, owner=""), probe, source)
+    reason = msg.r if isinstance(msg, CancelRedirect) else None
+    event = build_event(token, state, source, row, xid=msg.xid, pos=pos, reason=reason)
+    recheck = deps.recheck_failures_after_s
+    outcome = Outcome(
+        token,
+        state,
+        fp,
+        answer_for(event, state),
+        event.model_dump_json(),
+        source,
+        recheck_at=time.time() + recheck if state == FAILED and recheck is not None else None,
+    )
+    return await record_and_publish(deps, outcome, event, source)
+
+
+async def _bad_signature(token: str, source: Source, deps: ConfirmationDeps) -> Reply:
+    if source in ("success_redirect", "cancel_redirect") and token:
+        row = await deps.store.get(token)
+        if row is not None and row.state in FINAL_STATES and row.source == "confirmation":
+            # "Önemli Not": the verified confirmation stands; the redirect is advisory.
+            metrics.RETURNS.labels(source, "advisory").inc()
+            log.warning("redirect signature does not verify; confirmation stands", bkm_t=token)
+            body = dict(row.answer or {})
+            body["advisory"] = "redirect signature did not verify; the verified confirmation stands"
+            return Reply(200, body, replay=True)
+    log.warning("BKM signature does not verify", bkm_t=token[:64], source=source)
+    return _bad(source, "bad_signature", 400, "signature does not verify with BKM's key")

@@ -1,0 +1,1 @@
+"""Local Moka dealer API simulator: CreateMokaPosRequest with every listed error."""

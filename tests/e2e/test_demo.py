@@ -1,0 +1,39 @@
+"""`kopru demo` (what `make demo` runs) completes its flows and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_runs_every_flow_and_stops_everything(tmp_path: Path) -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "demo"],
+        env={**os.environ, "KOPRU_DEMO_DIR": str(tmp_path / "demo")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "Traceback" not in out, out[-4000:]
+    assert "topics created" in out
+    assert "demo finished" in out and "everything stopped" in out
+    # The reports flow: a json and a csv report requested and completed.
+    assert "mks.reports.requested" in out or "report" in out.lower()
+    # The payments flow: one confirmation published once, the replay ignored.
+    assert "payments.bkm.confirmations: 1 event(s)" in out
+    assert "CreateMokaPosRequest: created" in out
+    # No broker, sandbox or service process is left running.
+    after = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert after <= before
+    logs = list((tmp_path / "demo" / "logs").glob("*.log"))
+    assert logs, "each demo process writes a log file"

@@ -1,0 +1,150 @@
+"""The BKM payment store on SQLite and PostgreSQL: one winner per token, forward-only
+states, replay and conflict, the outbox lease and the reconciliation schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.common.payments_store import (
+    CONFIRMED,
+    FAILED,
+    INITIALIZED,
+    Decision,
+    Outcome,
+    PaymentStore,
+    open_payment_store,
+)
+from services.common.settings import StoreSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pstore(store_settings: StoreSettings) -> AsyncIterator[PaymentStore]:
+    s = open_payment_store(store_settings)
+    await s.open()
+    yield s
+    await s.close()
+
+
+def tok() -> str:
+    return uuid.uuid4().hex
+
+
+def outcome(
+    token: str, state: str = CONFIRMED, fp: str = "fp1", source: str = "confirmation"
+) -> Outcome:
+    return Outcome(token, state, fp, {"token": token, "status": state}, '{"e":1}', source)
+
+
+async def test_first_outcome_wins_and_replay_gets_its_answer(pstore: PaymentStore) -> None:
+    t = tok()
+    first = await pstore.record_outcome(outcome(t), "owner-a", 30)
+    again = await pstore.record_outcome(outcome(t), "owner-b", 30)
+    assert first.decision is Decision.RECORDED
+    assert again.decision is Decision.REPLAY
+    assert again.row.answer == {"token": t, "status": CONFIRMED}
+    assert again.row.owner == "owner-a"
+
+
+async def test_other_content_under_a_known_token_is_a_conflict(pstore: PaymentStore) -> None:
+    t = tok()
+    await pstore.record_outcome(outcome(t), "a", 30)
+    altered = await pstore.record_outcome(outcome(t, fp="fp-other-amount"), "b", 30)
+    late_failure = await pstore.record_outcome(outcome(t, FAILED, fp="fp-cancel"), "c", 30)
+    assert altered.decision is Decision.CONFLICT
+    assert late_failure.decision is Decision.CONFLICT
+    row = await pstore.get(t)
+    assert row is not None and row.state == CONFIRMED and row.fingerprint == "fp1"
+
+
+async def test_concurrent_records_have_exactly_one_winner(pstore: PaymentStore) -> None:
+    t = tok()
+    results = await asyncio.gather(
+        *(pstore.record_outcome(outcome(t), f"o{i}", 30) for i in range(20))
+    )
+    decisions = [r.decision for r in results]
+    assert decisions.count(Decision.RECORDED) == 1
+    assert decisions.count(Decision.REPLAY) == 19
+
+
+async def test_concurrent_records_on_an_initialized_payment_have_one_winner(
+    pstore: PaymentStore,
+) -> None:
+    t = tok()
+    await pstore.record_initialized(t, "order-c", due_at=time.time() + 60)
+    # Warm the pool up so the statements really start together (PostgreSQL).
+    await asyncio.gather(*(pstore.get(tok()) for _ in range(20)))
+    results = await asyncio.gather(
+        *(pstore.record_outcome(outcome(t), f"o{i}", 30) for i in range(20))
+    )
+    decisions = [r.decision for r in results]
+    assert decisions.count(Decision.RECORDED) == 1
+    assert decisions.count(Decision.REPLAY) == 19
+    assert all(r.row.state == CONFIRMED and r.row.order_id == "order-c" for r in results)
+
+
+async def test_initialized_moves_forward_and_never_back(pstore: PaymentStore) -> None:
+    t = tok()
+    await pstore.record_initialized(t, "order-1", due_at=time.time() + 60)
+    row = await pstore.get(t)
+    assert row is not None and row.state == INITIALIZED and row.order_id == "order-1"
+    rec = await pstore.record_outcome(outcome(t), "a", 30)
+    assert rec.decision is Decision.RECORDED
+    assert rec.row.order_id == "order-1"
+    await pstore.record_initialized(t, "order-1", due_at=time.time())  # redelivered init
+    row = await pstore.get(t)
+    assert row is not None and row.state == CONFIRMED
+
+
+async def test_publish_marks_and_expired_lease_is_taken_over(pstore: PaymentStore) -> None:
+    done, crashed = tok(), tok()
+    await pstore.record_outcome(outcome(done), "a", 30)
+    assert await pstore.mark_published(done, "a")
+    assert not await pstore.mark_published(done, "a")  # only once
+    await pstore.record_outcome(outcome(crashed), "dead", 0.05)
+    await asyncio.sleep(0.1)
+    taken = [r for r in await pstore.take_unpublished("relay", 30) if r.token == crashed]
+    assert len(taken) == 1 and taken[0].event == '{"e":1}'
+    assert [r for r in await pstore.take_unpublished("other", 30) if r.token == crashed] == []
+    assert not await pstore.mark_published(crashed, "dead")  # its lease is gone
+    assert await pstore.mark_published(crashed, "relay")
+
+
+async def test_due_reconciliations_are_taken_once_and_rescheduled(pstore: PaymentStore) -> None:
+    due, later = tok(), tok()
+    await pstore.record_initialized(due, "o-due", due_at=time.time() - 1)
+    await pstore.record_initialized(later, "o-later", due_at=time.time() + 3600)
+    first = {r.token for r in await pstore.take_due(recheck_s=60)}
+    second = {r.token for r in await pstore.take_due(recheck_s=60)}
+    assert due in first and later not in first
+    assert due not in second
+
+
+async def test_purge_removes_only_old_published_outcomes(pstore: PaymentStore) -> None:
+    published, pending = tok(), tok()
+    await pstore.record_outcome(outcome(published), "a", 30)
+    await pstore.mark_published(published, "a")
+    await pstore.record_outcome(outcome(pending), "a", 30)
+    await asyncio.sleep(0.05)
+    assert await pstore.purge(older_than_s=0.01) >= 1
+    assert await pstore.get(published) is None
+    assert await pstore.get(pending) is not None
+
+
+async def test_a_failure_to_recheck_becomes_due_once_and_can_be_cleared(
+    pstore: PaymentStore,
+) -> None:
+    t = tok()
+    failed = Outcome(t, FAILED, "fp-c", {"status": FAILED}, "{}", "cancel_redirect", time.time())
+    assert (await pstore.record_outcome(failed, "a", 30)).decision is Decision.RECORDED
+    assert t in {r.token for r in await pstore.take_due(recheck_s=60)}
+    assert t not in {r.token for r in await pstore.take_due(recheck_s=60)}
+    await pstore.clear_due(t)
+    row = await pstore.get(t)
+    assert row is not None and row.state == FAILED

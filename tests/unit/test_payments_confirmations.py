@@ -1,0 +1,225 @@
+"""The confirmation decision (services/payment_notifier/confirmations.py) with a real SQLite
+store and a recording publisher: once per token, replays, conflicts, signatures, ts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from schemas.events import Event, PaymentConfirmed, PaymentFailed
+from services.common.bkm_signature import BkmSigner, BkmVerifier
+from services.common.certs import generate_rsa_key
+from services.common.payments_store import CONFIRMED, PaymentStore, open_payment_store
+from services.common.settings import StoreSettings
+from services.payment_notifier.confirmations import (
+    ConfirmationDeps,
+    handle_return,
+    outcome_event_id,
+    publish_recorded,
+)
+from services.sandbox.bkm.messages import TEST_CVC, TEST_PAN, PayOptions, signed_fields
+
+ZONE = "Europe/Istanbul"
+
+
+@pytest.fixture(scope="module")
+def bkm_key() -> rsa.RSAPrivateKey:
+    return generate_rsa_key(2048)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[PaymentStore]:
+    s = open_payment_store(StoreSettings(url=f"sqlite:///{tmp_path}/p.db"))
+    await s.open()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def published() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def deps(bkm_key: rsa.RSAPrivateKey, store: PaymentStore, published: Recorder) -> ConfirmationDeps:
+    return ConfirmationDeps(
+        verifier=BkmVerifier(bkm_key.public_key()),
+        store=store,
+        publish=published,
+        ts_tolerance_s=300,
+        ts_zone=ZONE,
+    )
+
+
+def fields(key: rsa.RSAPrivateKey, token: str = "tok-1", **opts: object) -> dict[str, str]:
+    return signed_fields(token, PayOptions(**opts), BkmSigner(key), ZONE)  # type: ignore[arg-type]
+
+
+async def test_first_confirmation_publishes_once_and_replays_get_the_same_answer(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey
+) -> None:
+    f = fields(bkm_key)
+    first = await handle_return(f, "confirmation", deps)
+    replays = [await handle_return(f, "confirmation", deps) for _ in range(3)]
+    redirect = await handle_return(f, "success_redirect", deps)
+    assert first.status == 200 and not first.replay
+    assert first.body["status"] == CONFIRMED
+    assert first.body["event_id"] == str(outcome_event_id("tok-1"))
+    for r in [*replays, redirect]:
+        assert (r.status, r.body, r.replay) == (200, first.body, True)
+    assert len(published.events) == 1
+    event = published.events[0]
+    assert isinstance(event, PaymentConfirmed)
+    assert event.source == "confirmation" and not event.reconciled
+    assert event.pos_result["PosResponse"]["Amount"] == "100,00"
+
+
+async def test_concurrent_confirmations_for_one_token_publish_once(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey
+) -> None:
+    f = fields(bkm_key, "tok-c")
+    replies = await asyncio.gather(*(handle_return(f, "confirmation", deps) for _ in range(10)))
+    assert {r.status for r in replies} == {200}
+    assert len({json.dumps(r.body, sort_keys=True) for r in replies}) == 1
+    assert sum(not r.replay for r in replies) == 1
+    assert len(published.events) == 1
+
+
+async def test_bad_signature_is_refused_and_nothing_is_stored(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    reply = await handle_return(fields(bkm_key, "tok-bad", tamper=True), "confirmation", deps)
+    other_key = generate_rsa_key(2048)
+    forged = await handle_return(fields(other_key, "tok-forged"), "confirmation", deps)
+    assert reply.status == 400 and "signature" in reply.body["error"]
+    assert forged.status == 400
+    assert await store.get("tok-bad") is None and await store.get("tok-forged") is None
+    assert published.events == []
+
+
+async def test_stale_ts_is_refused_with_the_skew(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    reply = await handle_return(fields(bkm_key, "tok-old", stale_s=900), "confirmation", deps)
+    assert reply.status == 400
+    assert "Not Synchronized" in reply.body["error"]
+    assert re.search(r"ts is 9\d\d s from our clock", reply.body["error"])
+    assert await store.get("tok-old") is None and published.events == []
+
+
+async def test_altered_amount_under_a_known_token_is_a_conflict(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey
+) -> None:
+    await handle_return(fields(bkm_key, "tok-a"), "confirmation", deps)
+    altered = fields(bkm_key, "tok-a", amount=Decimal("1.00"))
+    reply = await handle_return(altered, "confirmation", deps)
+    assert reply.status == 409 and reply.body["status"] == CONFIRMED
+    assert len(published.events) == 1
+
+
+async def test_late_failure_never_overwrites_a_confirmed_payment(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    await handle_return(fields(bkm_key, "tok-l"), "confirmation", deps)
+    late = await handle_return(fields(bkm_key, "tok-l", outcome="cancel"), "cancel_redirect", deps)
+    assert late.status == 409
+    row = await store.get("tok-l")
+    assert row is not None and row.state == CONFIRMED
+    assert len(published.events) == 1
+
+
+async def test_cancel_first_wins_and_publishes_a_failure(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey
+) -> None:
+    cancel = fields(bkm_key, "tok-x", outcome="cancel", reason="3D failed")
+    first = await handle_return(cancel, "cancel_redirect", deps)
+    success = await handle_return(fields(bkm_key, "tok-x"), "confirmation", deps)
+    assert first.status == 200 and first.body["status"] == "failed"
+    assert success.status == 409
+    assert len(published.events) == 1
+    event = published.events[0]
+    assert isinstance(event, PaymentFailed) and event.reason == "3D failed"
+
+
+async def test_bad_redirect_signature_is_advisory_after_a_verified_confirmation(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey
+) -> None:
+    confirmed = await handle_return(fields(bkm_key, "tok-r"), "confirmation", deps)
+    bad = await handle_return(fields(bkm_key, "tok-r", tamper=True), "success_redirect", deps)
+    unknown = await handle_return(fields(bkm_key, "tok-u", tamper=True), "success_redirect", deps)
+    assert bad.status == 200 and "advisory" in bad.body
+    assert bad.body["event_id"] == confirmed.body["event_id"]
+    assert unknown.status == 400
+    assert len(published.events) == 1
+
+
+async def test_card_data_in_pos_message_is_never_stored_or_published(
+    deps: ConfirmationDeps, published: Recorder, bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    reply = await handle_return(
+        fields(bkm_key, "tok-pan", leak_card_data=True), "confirmation", deps
+    )
+    assert reply.status == 200
+    row = await store.get("tok-pan")
+    assert row is not None
+    stored = json.dumps([row.event, row.answer, row.fingerprint])
+    sent = published.events[0].model_dump_json()
+    for text in (stored, sent):
+        assert TEST_PAN not in text and f'"{TEST_CVC}"' not in text
+        assert "12/29" not in text and "AYSE" not in text
+
+
+async def test_missing_fields_and_cancel_without_reason_are_4xx(
+    deps: ConfirmationDeps, bkm_key: rsa.RSAPrivateKey
+) -> None:
+    assert (await handle_return({"t": "x"}, "confirmation", deps)).status == 400
+    no_r = fields(bkm_key, "tok-n")
+    assert (await handle_return(no_r, "cancel_redirect", deps)).status == 400
+
+
+async def test_skew_inside_tolerance_is_accepted(
+    deps: ConfirmationDeps, bkm_key: rsa.RSAPrivateKey
+) -> None:
+    deps.clock = lambda: datetime.now(UTC)
+    reply = await handle_return(fields(bkm_key, "tok-s", stale_s=120), "confirmation", deps)
+    assert reply.status == 200
+
+
+async def test_publish_failure_still_answers_and_the_relay_publishes_the_same_event(
+    bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    class Down(Recorder):
+        async def __call__(self, event: Event) -> None:
+            raise ConnectionError("broker down")
+
+    deps = ConfirmationDeps(
+        verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=Down(), lease_s=0.05
+    )
+    reply = await handle_return(fields(bkm_key, "tok-down"), "confirmation", deps)
+    assert reply.status == 200  # stored first: the answer does not wait for Kafka
+    row = await store.get("tok-down")
+    assert row is not None and not row.published
+    await asyncio.sleep(0.1)  # the publisher's lease expires (as if it had crashed)
+    relay = Recorder()
+    for r in await store.take_unpublished("relay", 30):
+        await publish_recorded(store, relay, r, "relay", path="relay")
+    assert [e.event_id for e in relay.events] == [outcome_event_id("tok-down")]
+    row = await store.get("tok-down")
+    assert row is not None and row.published
+    assert await store.take_unpublished("relay-2", 30) == []
