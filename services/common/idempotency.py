@@ -26,6 +26,7 @@ from typing import Any
 
 from services.common.errors import InvalidMessage, RetryLater
 from services.common.settings import StoreSettings
+from services.common.store_base import Store
 
 TABLE = "kopru_idempotency"
 
@@ -57,19 +58,7 @@ def new_owner() -> str:
     return uuid.uuid4().hex
 
 
-class IdempotencyStore(abc.ABC):
-    def __init__(self, settings: StoreSettings) -> None:
-        self.settings = settings
-
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def ping(self) -> None: ...
-
+class IdempotencyStore(Store):
     @abc.abstractmethod
     async def claim(
         self, scope: str, key: str, fp: str, *, ttl_s: float | None = None

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.settings import StoreSettings
+from services.common.store_base import Store
 
 TABLE = "kopru_bkm_payments"
 
@@ -119,19 +120,7 @@ def dumps(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-class PaymentStore(abc.ABC):
-    def __init__(self, settings: StoreSettings) -> None:
-        self.settings = settings
-
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def ping(self) -> None: ...
-
+class PaymentStore(Store):
     @abc.abstractmethod
     async def record_initialized(self, token: str, order_id: str, due_at: float) -> None:
         """Remember an initialized payment (for reconciliation); never moves a row back."""

@@ -16,23 +16,12 @@ import abc
 from typing import Any
 
 from services.common.settings import StoreSettings
+from services.common.store_base import Store
 
 TABLE = "kopru_state"
 
 
-class StateStore(abc.ABC):
-    def __init__(self, settings: StoreSettings) -> None:
-        self.settings = settings
-
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def ping(self) -> None: ...
-
+class StateStore(Store):
     @abc.abstractmethod
     async def get(self, scope: str, key: str) -> dict[str, Any] | None: ...
 

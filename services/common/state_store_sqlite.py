@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from services.common.state_store import TABLE, StateStore
+from services.common.store_base import SqliteBacked
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -22,62 +20,37 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 """
 
 
-class SqliteStateStore(StateStore):
-    db: aiosqlite.Connection | None = None
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
-    @property
-    def path(self) -> str:
-        return self.settings.url.removeprefix("sqlite:///")
 
-    async def open(self) -> None:
-        if self.db is not None:
-            return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self.db.execute("PRAGMA busy_timeout=30000")
-        await self.db.executescript(SCHEMA)
-
-    async def close(self) -> None:
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
-
-    def _conn(self) -> aiosqlite.Connection:
-        if self.db is None:
-            raise RuntimeError("state store is not open")
-        return self.db
-
-    async def ping(self) -> None:
-        await (await self._conn().execute("SELECT 1")).fetchone()
+class SqliteStateStore(SqliteBacked, StateStore):
+    schema = SCHEMA
 
     async def get(self, scope: str, key: str) -> dict[str, Any] | None:
-        cur = await self._conn().execute(
+        _, rows = await self.db.execute(
             f"SELECT value FROM {TABLE} WHERE scope=? AND key=?", (scope, key)
         )
-        row = await cur.fetchone()
-        if row is None:
+        if not rows:
             return None
-        value: dict[str, Any] = json.loads(row[0])
+        value: dict[str, Any] = json.loads(rows[0][0])
         return value
 
     async def put(self, scope: str, key: str, value: dict[str, Any]) -> None:
-        await self._conn().execute(
+        await self.db.execute(
             f"INSERT INTO {TABLE} (scope, key, value, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (scope, key) DO UPDATE SET value=excluded.value, "
             "updated_at=excluded.updated_at",
-            (scope, key, json.dumps(value, separators=(",", ":")), time.time()),
+            (scope, key, _dumps(value), time.time()),
         )
 
     async def insert(self, scope: str, key: str, value: dict[str, Any]) -> bool:
-        cur = await self._conn().execute(
+        count, _ = await self.db.execute(
             f"INSERT INTO {TABLE} (scope, key, value, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (scope, key) DO NOTHING",
-            (scope, key, json.dumps(value, separators=(",", ":")), time.time()),
+            (scope, key, _dumps(value), time.time()),
         )
-        return cur.rowcount == 1
+        return count == 1
 
     async def delete(self, scope: str, key: str) -> None:
-        await self._conn().execute(f"DELETE FROM {TABLE} WHERE scope=? AND key=?", (scope, key))
+        await self.db.execute(f"DELETE FROM {TABLE} WHERE scope=? AND key=?", (scope, key))

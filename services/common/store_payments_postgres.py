@@ -17,6 +17,7 @@ from services.common.payments_store import (
     dumps,
     row_from,
 )
+from services.common.store_base import PostgresBacked
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -77,33 +78,11 @@ RETURNING {COLUMNS}
 """
 
 
-class PostgresPaymentStore(PaymentStore):
-    pool: asyncpg.Pool | None = None
-
-    async def open(self) -> None:
-        if self.pool is not None:
-            return
-        url = self.settings.url.replace("postgres://", "postgresql://", 1)
-        self.pool = await asyncpg.create_pool(
-            url, min_size=1, max_size=self.settings.pool_size, command_timeout=30
-        )
-        # Serialise concurrent CREATE TABLE IF NOT EXISTS of several replicas.
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(4242006)")
-            await conn.execute(SCHEMA)
-
-    async def close(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
+class PostgresPaymentStore(PostgresBacked, PaymentStore):
+    schema = SCHEMA
 
     def _pool(self) -> asyncpg.Pool:
-        if self.pool is None:
-            raise RuntimeError("store is not open")
-        return self.pool
-
-    async def ping(self) -> None:
-        await self._pool().fetchval("SELECT 1")
+        return self.db.pool
 
     async def record_initialized(self, token: str, order_id: str, due_at: float) -> None:
         now = time.time()

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiosqlite
 
@@ -21,6 +17,7 @@ from services.common.payments_store import (
     dumps,
     row_from,
 )
+from services.common.store_base import SqliteBacked
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -56,62 +53,19 @@ ON CONFLICT (token) DO UPDATE
 """
 
 
-class SqlitePaymentStore(PaymentStore):
-    db: aiosqlite.Connection | None = None
-    _lock: asyncio.Lock | None = None
+async def _select(tx: aiosqlite.Connection, token: str) -> PaymentRow | None:
+    """Read a row inside a transaction (on its connection)."""
+    cur = await tx.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE token=?", (token,))
+    row = await cur.fetchone()
+    return None if row is None else row_from(row)
 
-    def _guard(self) -> asyncio.Lock:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
+
+class SqlitePaymentStore(SqliteBacked, PaymentStore):
+    schema = SCHEMA
 
     async def _write(self, sql: str, args: tuple[object, ...]) -> int:
-        """One statement outside any other task's transaction on the shared connection."""
-        async with self._guard():
-            cur = await self._conn().execute(sql, args)
-            return cur.rowcount
-
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: one decision across processes; one at a time here,
-        since all tasks of this process share the connection."""
-        db = self._conn()
-        async with self._guard():
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-
-    @property
-    def path(self) -> str:
-        return self.settings.url.removeprefix("sqlite:///")
-
-    async def open(self) -> None:
-        if self.db is not None:
-            return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self.db.execute("PRAGMA busy_timeout=30000")
-        await self.db.executescript(SCHEMA)
-
-    async def close(self) -> None:
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
-
-    def _conn(self) -> aiosqlite.Connection:
-        if self.db is None:
-            raise RuntimeError("store is not open")
-        return self.db
-
-    async def ping(self) -> None:
-        await (await self._conn().execute("SELECT 1")).fetchone()
+        count, _ = await self.db.execute(sql, args)
+        return count
 
     async def record_initialized(self, token: str, order_id: str, due_at: float) -> None:
         now = time.time()
@@ -123,15 +77,10 @@ class SqlitePaymentStore(PaymentStore):
             (token, order_id, now, due_at, now, now),
         )
 
-    async def _select(self, token: str) -> PaymentRow | None:
-        cur = await self._conn().execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE token=?", (token,))
-        row = await cur.fetchone()
-        return None if row is None else row_from(row)
-
     async def record_outcome(self, outcome: Outcome, owner: str, lease_s: float) -> Recorded:
         now = time.time()
-        async with self._transaction() as db:
-            await db.execute(
+        async with self.db.transaction() as tx:
+            await tx.execute(
                 RECORD,
                 (
                     outcome.token,
@@ -147,7 +96,7 @@ class SqlitePaymentStore(PaymentStore):
                     outcome.recheck_at,
                 ),
             )
-            row = await self._select(outcome.token)
+            row = await _select(tx, outcome.token)
         assert row is not None
         return Recorded(decide(row, outcome, owner), row)
 
@@ -165,8 +114,8 @@ class SqlitePaymentStore(PaymentStore):
         self, owner: str, lease_s: float, limit: int = 100
     ) -> list[PaymentRow]:
         now = time.time()
-        async with self._transaction() as db:
-            cur = await db.execute(
+        async with self.db.transaction() as tx:
+            cur = await tx.execute(
                 f"SELECT token FROM {TABLE} WHERE published=0 AND state != 'initialized' "
                 "AND lease_expires < ? LIMIT ?",
                 (now, limit),
@@ -174,29 +123,29 @@ class SqlitePaymentStore(PaymentStore):
             tokens = [r[0] for r in await cur.fetchall()]
             rows = []
             for token in tokens:
-                await db.execute(
+                await tx.execute(
                     f"UPDATE {TABLE} SET owner=?, lease_expires=? WHERE token=?",
                     (owner, now + lease_s, token),
                 )
-                row = await self._select(token)
+                row = await _select(tx, token)
                 if row is not None:
                     rows.append(row)
         return rows
 
     async def take_due(self, recheck_s: float, limit: int = 100) -> list[PaymentRow]:
         now = time.time()
-        async with self._transaction() as db:
-            cur = await db.execute(
+        async with self.db.transaction() as tx:
+            cur = await tx.execute(
                 f"SELECT token FROM {TABLE} WHERE due_at <= ? LIMIT ?",
                 (now, limit),
             )
             tokens = [r[0] for r in await cur.fetchall()]
             rows = []
             for token in tokens:
-                await db.execute(
+                await tx.execute(
                     f"UPDATE {TABLE} SET due_at=? WHERE token=?", (now + recheck_s, token)
                 )
-                row = await self._select(token)
+                row = await _select(tx, token)
                 if row is not None:
                     rows.append(row)
         return rows
@@ -205,8 +154,8 @@ class SqlitePaymentStore(PaymentStore):
         await self._write(f"UPDATE {TABLE} SET due_at=NULL WHERE token=?", (token,))
 
     async def get(self, token: str) -> PaymentRow | None:
-        async with self._guard():
-            return await self._select(token)
+        _, rows = await self.db.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE token=?", (token,))
+        return row_from(rows[0]) if rows else None
 
     async def purge(self, older_than_s: float | None = None) -> int:
         return await self._write(

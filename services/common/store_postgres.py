@@ -15,8 +15,7 @@ from services.common.idempotency import (
     IdempotencyStore,
     new_owner,
 )
-from services.common.postgres_db import PostgresDb
-from services.common.settings import StoreSettings
+from services.common.store_base import PostgresBacked
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -54,22 +53,11 @@ SELECT state, fingerprint, owner, result FROM {TABLE}
 """
 
 
-class PostgresIdempotencyStore(IdempotencyStore):
-    def __init__(self, settings: StoreSettings) -> None:
-        super().__init__(settings)
-        self.db = PostgresDb(settings.url, SCHEMA, pool_size=settings.pool_size)
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def close(self) -> None:
-        await self.db.close()
+class PostgresIdempotencyStore(PostgresBacked, IdempotencyStore):
+    schema = SCHEMA
 
     def _pool(self) -> asyncpg.Pool:
         return self.db.pool
-
-    async def ping(self) -> None:
-        await self.db.ping()
 
     async def claim(self, scope: str, key: str, fp: str, *, ttl_s: float | None = None) -> Claim:
         owner = new_owner()

@@ -7,8 +7,7 @@ import time
 from typing import Any
 
 from services.common.idempotency import TABLE, Claim, ClaimLost, IdempotencyStore, new_owner
-from services.common.settings import StoreSettings
-from services.common.sqlite_db import SqliteDb
+from services.common.store_base import SqliteBacked
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -37,19 +36,8 @@ ON CONFLICT (scope, key) DO UPDATE
 SELECT = f"SELECT state, fingerprint, owner, result FROM {TABLE} WHERE scope=? AND key=?"
 
 
-class SqliteIdempotencyStore(IdempotencyStore):
-    def __init__(self, settings: StoreSettings) -> None:
-        super().__init__(settings)
-        self.db = SqliteDb(settings.url, SCHEMA)
-
-    async def open(self) -> None:
-        await self.db.open()
-
-    async def close(self) -> None:
-        await self.db.close()
-
-    async def ping(self) -> None:
-        await self.db.ping()
+class SqliteIdempotencyStore(SqliteBacked, IdempotencyStore):
+    schema = SCHEMA
 
     async def claim(self, scope: str, key: str, fp: str, *, ttl_s: float | None = None) -> Claim:
         owner = new_owner()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, SecretStr
 
 from schemas.bkm import (
+    SIGNED_FIELDS,
     BkmResult,
     RequestMerchInfoAnswer,
     RequestMerchInfoRequest,
@@ -114,26 +115,9 @@ async def handle_merch_info(data: bytes, deps: MerchInfoDeps) -> SoapReply:
         ts=format_ts(deps.clock(), deps.ts_zone),
     )
     signed = await asyncio.to_thread(deps.signer.sign, answer)
-    pairs = [
-        (name, wire_text(getattr(signed, name)))
-        for name in (
-            "t",
-            "posUrl",
-            "posUid",
-            "posPwd",
-            "s3DAuth",
-            "mpiUrl",
-            "mpiUid",
-            "mpiPwd",
-            "md",
-            "xid",
-            "s3DFDec",
-            "cIp",
-            "extra",
-            "ts",
-            "s",
-        )
-    ]
+    # The documented order (schemas/bkm.py, Java sample under Şekil 9), then the signature.
+    order = [*SIGNED_FIELDS["requestMerchInfoAnswer"], "s"]
+    pairs = [(str(name), wire_text(getattr(signed, str(name)))) for name in order]
     log.info("requestMerchInfo answered", bkm_t=token, bank=req.bid, installments=req.nofInst)
     body = bkm_soap.answer_xml(
         "requestMerchInfoResponse",
