@@ -4,8 +4,9 @@ Two rules, applied to every value of a log event, nested dicts and lists include
 - a key that names a secret (password, token, private key, zip password, card data, ...)
   has its value replaced whatever it holds;
 - any string is scanned for card numbers (13-19 digit runs, spaces or dashes allowed,
-  that pass the Luhn check), PEM private-key blocks, JWTs/JWS and bearer tokens,
-  and those parts are masked in place.
+  that pass the Luhn check), PEM private-key blocks, JWTs/JWS, bearer tokens and
+  passwords inside URLs (`postgresql://user:PASSWORD@host`), and those parts are
+  masked in place.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ _PEM_PRIVATE = re.compile(
 # Three base64url segments, the first starting like a JSON object header ("eyJ").
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}")
+# scheme://user:password@host: the password part (a store or broker URL with credentials).
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(@)")
 # Candidate card numbers: 13-19 digits, optionally grouped by single spaces or dashes.
 _PAN_CANDIDATE = re.compile(r"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")
 
@@ -90,6 +93,7 @@ def redact_text(text: str) -> str:
     text = _PEM_PRIVATE.sub(MASK, text)
     text = _JWT.sub(MASK, text)
     text = _BEARER.sub("Bearer " + MASK, text)
+    text = _URL_PASSWORD.sub(r"\g<1>" + MASK + r"\g<2>", text)
     return _PAN_CANDIDATE.sub(_mask_pan, text)
 
 

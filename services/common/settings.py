@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from services.common.redaction import redact
+
 ENV_PREFIX = "KOPRU_"
 NESTED = "__"
 
@@ -157,6 +159,7 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
 
 
 def masked(settings: BaseModel) -> dict[str, Any]:
-    """The effective settings as plain data, secrets masked (for `kopru config show`)."""
-    data: dict[str, Any] = settings.model_dump(mode="json")
+    """The effective settings as plain data, secrets masked (for `kopru config show`):
+    SecretStr fields by pydantic, passwords inside URLs (a store URL) by the redactor."""
+    data: dict[str, Any] = redact(settings.model_dump(mode="json"))
     return data

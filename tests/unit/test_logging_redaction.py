@@ -96,3 +96,12 @@ def test_secret_keys_masked_at_any_depth() -> None:
 def test_luhn() -> None:
     assert luhn_valid(PAN)
     assert not luhn_valid("4111111111111112")
+
+
+def test_password_inside_a_url_is_masked() -> None:
+    from services.common.redaction import redact
+
+    out = redact({"event": "store opened", "dsn": "postgresql://kopru:s3cr3t-pw@db:5432/kopru"})
+    assert "s3cr3t-pw" not in str(out)
+    assert out["dsn"] == "postgresql://kopru:***@db:5432/kopru"
+    assert redact("http://127.0.0.1:8080/bkm/success") == "http://127.0.0.1:8080/bkm/success"
