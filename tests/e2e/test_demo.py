@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,11 @@ def test_demo_runs_every_flow_and_stops_everything(tmp_path: Path) -> None:
     assert "Traceback" not in out, out[-4000:]
     assert "topics created" in out
     assert "demo finished" in out and "everything stopped" in out
-    # The reports flow: a json and a csv report requested and completed.
-    assert "mks.reports.requested" in out or "report" in out.lower()
+    # The reports flow: a json and a csv report, each submitted to the MKK sandbox,
+    # polled until ready and completed with all its rows published.
+    for kind in ("csv", "json"):
+        assert re.search(rf"\[{kind}\] +[0-9.]+s submitted: refId \w{{20}}", out), out[-4000:]
+        assert re.search(rf"\[{kind}\] +[0-9.]+s completed: [1-9][0-9]* rows", out), out[-4000:]
     # The payments flow: one confirmation published once, the replay ignored.
     assert "payments.bkm.confirmations: 1 event(s)" in out
     assert "CreateMokaPosRequest: created" in out
