@@ -188,11 +188,14 @@ class ReportCompleted(_ReportKeyed):
         return self
 
 
+FailureStage = Literal["intake", "request", "status", "content"]
+
+
 class ReportFailed(_ReportKeyed):
     """The request ended without a report. `code`/`description` are MKK's when it spoke."""
 
     event_type: Literal["ReportFailed"] = "ReportFailed"
-    stage: Literal["intake", "request", "status", "content"]
+    stage: FailureStage
     ref_id: RefId | None = None
     code: ResultCode
     description: str = Field(max_length=2000)

@@ -14,7 +14,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from schemas.events import Event, TopicSpec, topic
+from schemas.events import (
+    Event,
+    FailureStage,
+    ReportFailed,
+    ReportReady,
+    ReportRequested,
+    ReportSubmitted,
+    TopicSpec,
+    topic,
+)
 from services.common.state_store import StateStore
 
 NAMESPACE = uuid.UUID("6f1c7f0e-4b9e-4c47-9a53-0b8d2c1e5a10")
@@ -24,6 +33,26 @@ Publish = Callable[[TopicSpec, Event], Awaitable[None]]
 
 def stable_event_id(*parts: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, ":".join(parts))
+
+
+def report_failed(
+    source: ReportRequested | ReportSubmitted | ReportReady,
+    stage: FailureStage,
+    code: str,
+    description: str,
+) -> ReportFailed:
+    """The terminal failure of a request, from whichever stage gave up. The event_id is
+    derived from (member, request_id), so every copy of a request's failure is one event."""
+    return ReportFailed(
+        event_id=stable_event_id("failed", source.member, source.request_id),
+        request_id=source.request_id,
+        member=source.member,
+        stage=stage,
+        ref_id=getattr(source, "ref_id", None),
+        code=code,
+        description=description[:2000],
+        correlation_id=source.correlation_id,
+    )
 
 
 async def emit_once(

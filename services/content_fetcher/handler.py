@@ -31,7 +31,6 @@ from schemas.events import (
     BalanceRowsBatch,
     FileSummary,
     ReportCompleted,
-    ReportFailed,
     ReportReady,
 )
 from schemas.mkk import ReportContentRequest, RequestHeader
@@ -40,7 +39,7 @@ from services.common.logging import get_logger
 from services.common.mkk_client import ContentAnswer
 from services.common.mkk_hours import seconds_until_open
 from services.common.mkk_outcome import MkkTransportError
-from services.common.outcome_store import Publish, emit_once, replay, stable_event_id
+from services.common.outcome_store import Publish, emit_once, replay, report_failed, stable_event_id
 from services.common.retry_tiers import Backoff
 from services.common.sender_reference import new_sender_reference
 from services.common.state_store import StateStore
@@ -77,19 +76,6 @@ class FetcherDeps:
     backoff: Backoff = field(default_factory=lambda: Backoff(base_s=2.0, cap_s=60.0))
     service_hours: bool = True
     max_attempts: int = 30
-
-
-def _failed(ev: ReportReady, code: str, description: str) -> ReportFailed:
-    return ReportFailed(
-        event_id=stable_event_id("failed", ev.member, ev.request_id),
-        request_id=ev.request_id,
-        member=ev.member,
-        stage="content",
-        ref_id=ev.ref_id,
-        code=code,
-        description=description[:2000],
-        correlation_id=ev.correlation_id,
-    )
 
 
 def _next_batch(rows: Iterator[BalanceRow], size: int) -> list[BalanceRow]:
@@ -153,7 +139,7 @@ async def _fetch_file(
             if out.action is Action.TERMINAL:  # RP018 (expired refId), BS040, RP025 ...
                 await emit_once(
                     deps.state, SCOPE, key, REPORTS_FAILED,
-                    _failed(ev, out.code, out.description), deps.publish,
+                    report_failed(ev, "content", out.code, out.description), deps.publish,
                 )  # fmt: skip
                 raise _Ended()
             raise RetryLater(
@@ -195,7 +181,14 @@ async def _content_failed(
     ev: ReportReady, deps: FetcherDeps, key: str, code: str, reason: str
 ) -> None:
     log.error("report content unusable", request=key, code=code, reason=reason)
-    await emit_once(deps.state, SCOPE, key, REPORTS_FAILED, _failed(ev, code, reason), deps.publish)
+    await emit_once(
+        deps.state,
+        SCOPE,
+        key,
+        REPORTS_FAILED,
+        report_failed(ev, "content", code, reason),
+        deps.publish,
+    )
     raise InvalidMessage(f"{code}: {reason}")  # the ReportReady goes to the DLQ with the reason
 
 
@@ -216,7 +209,8 @@ async def handle_ready(ev: ReportReady, attempt: int, deps: FetcherDeps) -> None
             raise
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            _failed(ev, "KOPRU_GAVE_UP", f"gave up after {attempt + 1} attempts: {exc.reason}"),
+            report_failed(ev, "content", "KOPRU_GAVE_UP",
+                          f"gave up after {attempt + 1} attempts: {exc.reason}"),
             deps.publish,
         )  # fmt: skip
 

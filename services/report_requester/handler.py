@@ -36,7 +36,6 @@ from schemas.codes import Action
 from schemas.events import (
     REPORTS_FAILED,
     REPORTS_SUBMITTED,
-    ReportFailed,
     ReportRequested,
     ReportSubmitted,
 )
@@ -45,7 +44,7 @@ from services.common.errors import InvalidMessage, RetryLater
 from services.common.logging import get_logger
 from services.common.mkk_hours import seconds_until_open
 from services.common.mkk_outcome import MkkOutcome, MkkTransportError
-from services.common.outcome_store import Publish, emit_once, replay, stable_event_id
+from services.common.outcome_store import Publish, emit_once, replay, report_failed, stable_event_id
 from services.common.retry_tiers import Backoff
 from services.common.sender_reference import new_sender_reference
 from services.common.state_store import StateStore
@@ -85,18 +84,6 @@ def request_fingerprint(event: ReportRequested) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _failed(event: ReportRequested, stage: str, code: str, description: str) -> ReportFailed:
-    return ReportFailed(
-        event_id=stable_event_id("failed", event.member, event.request_id),
-        request_id=event.request_id,
-        member=event.member,
-        stage=stage,  # type: ignore[arg-type]
-        code=code,
-        description=description[:2000],
-        correlation_id=event.correlation_id,
-    )
-
-
 async def handle_requested(event: ReportRequested, attempt: int, deps: RequesterDeps) -> None:
     key = request_key(event)
     fp = request_fingerprint(event)
@@ -110,7 +97,7 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
         return
 
     if event.process_date > deps.today():  # §5.1.2: today or in the past (Istanbul)
-        failed = _failed(event, "intake", INVALID, "processDate must be today or in the past")
+        failed = report_failed(event, "intake", INVALID, "processDate must be today or in the past")
         await emit_once(deps.state, SCOPE, key, REPORTS_FAILED, failed, deps.publish, {"fp": fp})
         return
     if deps.service_hours:
@@ -199,13 +186,13 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
         log.error("balance-report reference refused", request=key, code=outcome.code)
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            _failed(event, "request", code, description), deps.publish, rec,
+            report_failed(event, "request", code, description), deps.publish, rec,
         )  # fmt: skip
         return
     if outcome.action is Action.TERMINAL:
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            _failed(event, "request", outcome.code, outcome.description), deps.publish, rec,
+            report_failed(event, "request", outcome.code, outcome.description), deps.publish, rec,
         )  # fmt: skip
         return
     # Transient (RP003, OI003, a token refused twice ...): retry later.
@@ -213,7 +200,7 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
     if attempt + 1 >= deps.max_attempts:
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            _failed(event, "request", GAVE_UP,
+            report_failed(event, "request", GAVE_UP,
                     f"gave up after {attempt + 1} attempts; last {outcome.code}: "
                     f"{outcome.description}"),
             deps.publish, rec,

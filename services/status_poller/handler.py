@@ -25,7 +25,6 @@ from schemas.events import (
     REPORTS_FAILED,
     REPORTS_READY,
     ReportCompleted,
-    ReportFailed,
     ReportReady,
     ReportSubmitted,
 )
@@ -34,7 +33,7 @@ from services.common.errors import RetryLater
 from services.common.logging import get_logger
 from services.common.mkk_hours import seconds_until_open
 from services.common.mkk_outcome import MkkOutcome, MkkTransportError
-from services.common.outcome_store import Publish, emit_once, replay, stable_event_id
+from services.common.outcome_store import Publish, emit_once, replay, report_failed, stable_event_id
 from services.common.retry_tiers import Backoff
 from services.common.sender_reference import new_sender_reference
 from services.common.state_store import StateStore
@@ -58,19 +57,6 @@ class PollerDeps:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
-def _failed(ev: ReportSubmitted, code: str, description: str) -> ReportFailed:
-    return ReportFailed(
-        event_id=stable_event_id("failed", ev.member, ev.request_id),
-        request_id=ev.request_id,
-        member=ev.member,
-        stage="status",
-        ref_id=ev.ref_id,
-        code=code,
-        description=description[:2000],
-        correlation_id=ev.correlation_id,
-    )
-
-
 async def handle_submitted(
     ev: ReportSubmitted, attempt: int, holder: str, deps: PollerDeps
 ) -> None:
@@ -90,7 +76,8 @@ async def handle_submitted(
     if now >= ev.expires_at:  # the refId's 24 h are over (§5.1.5)
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            _failed(ev, DEADLINE, "the report was not ready within the refId's 24 hours"),
+            report_failed(ev, "status", DEADLINE,
+                          "the report was not ready within the refId's 24 hours"),
             deps.publish, rec,
         )  # fmt: skip
         return
@@ -149,7 +136,7 @@ async def handle_submitted(
     if outcome.action is Action.TERMINAL:  # RP025, RP018, ...
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            _failed(ev, outcome.code, outcome.description), deps.publish, rec,
+            report_failed(ev, "status", outcome.code, outcome.description), deps.publish, rec,
         )  # fmt: skip
         return
     await deps.state.put(SCOPE, key, rec)
