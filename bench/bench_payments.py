@@ -25,11 +25,11 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from services.common.bkm_signature import BkmSigner
-from services.common.certs import load_private_key
-from services.common.local_broker import LocalBroker, die_with_parent, free_port
+from services.common.bkm.signature import BkmSigner
+from services.common.kafka.local_broker import LocalBroker, die_with_parent, free_port
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
-from services.common.topic_admin import create_topics, plan
+from services.common.signing.certs import load_private_key
 from services.demo.flow_payments import cli, notifier_env, write_secrets
 from services.sandbox.bkm.keys import ensure_demo_keys
 from services.sandbox.bkm.messages import PayOptions, signed_fields

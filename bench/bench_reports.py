@@ -38,12 +38,12 @@ import pyzipper
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import REPORTS_COMPLETED, ReportCompleted, ReportRequested
-from services.common.cli_report import publish_request
-from services.common.jws import JwsSigner
-from services.common.local_broker import LocalBroker, free_port
+from services.cli.report import publish_request
+from services.common.kafka.local_broker import LocalBroker, free_port
+from services.common.kafka.topic_admin import create_topics
+from services.common.mkk.zip_password import zip_password
 from services.common.settings import KafkaSettings
-from services.common.topic_admin import create_topics
-from services.common.zip_password import zip_password
+from services.common.signing.jws import JwsSigner
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys, load_private_key
 
@@ -234,7 +234,7 @@ async def part_big(tmp: Path) -> None:
 
 async def _publish_many(bootstrap: str, reqs: list[ReportRequested]) -> None:
     from schemas.events import REPORTS_REQUESTED
-    from services.common.kafka_broker import encode_event
+    from services.common.kafka.broker import encode_event
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()

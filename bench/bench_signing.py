@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from services.common.jws import JwsSigner, b64url_encode
-from services.common.signing_pool import SigningPool
+from services.common.signing.jws import JwsSigner, b64url_encode
+from services.common.signing.pool import SigningPool
 
 SECONDS = 1.2
 ROUNDS = 3  # interleaved; the best round counts (the machine is shared)

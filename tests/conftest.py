@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from services.common.idempotency import IdempotencyStore, open_store
-from services.common.local_broker import LocalBroker
+from services.common.kafka.local_broker import LocalBroker
 from services.common.settings import KafkaSettings, StoreSettings
+from services.common.stores.factory import open_store
+from services.common.stores.idempotency import IdempotencyStore
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_DSN = os.environ.get("KOPRU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

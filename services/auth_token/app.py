@@ -12,15 +12,15 @@ from schemas.events import AUTH_TOKEN_REQUESTS, Event, TokenRequested, TopicSpec
 from services.auth_token.attempts import AttemptLog
 from services.auth_token.keeper import Keeper
 from services.common.errors import RetryLater
-from services.common.kafka_broker import consumer_options, publish_event, subscribed_topics
-from services.common.logging import get_logger
-from services.common.mkk_client import MkkClient
-from services.common.mkk_settings import MkkApiSettings, MkkCredentials, PipelineSecrets
+from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
+from services.common.mkk.client import MkkClient
+from services.common.mkk.settings import MkkApiSettings, MkkCredentials, PipelineSecrets
+from services.common.mkk.token_cache import TokenCache
+from services.common.mkk.token_crypto import TokenCipher
+from services.common.observability.logging import get_logger
 from services.common.service import Service, new_service
 from services.common.settings import BaseServiceSettings
-from services.common.state_store import open_state_store
-from services.common.token_cache import TokenCache
-from services.common.token_crypto import TokenCipher
+from services.common.stores.factory import open_state_store
 
 log = get_logger(__name__)
 

@@ -15,7 +15,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.state_store import StateStore
+from services.common.stores.state import StateStore
 
 SCOPE = "auth-attempts"
 

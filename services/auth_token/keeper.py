@@ -29,14 +29,14 @@ from schemas.mkk import AuthRequest, RequestHeader
 from services.auth_token.attempts import AttemptLog, password_fingerprint
 from services.auth_token.metrics import AUTH_BLOCKED, AUTH_CALLS, PASSWORD_DAYS_LEFT
 from services.common.errors import RetryLater
-from services.common.logging import get_logger
-from services.common.mkk_client import AuthResult
-from services.common.mkk_outcome import MkkTransportError
-from services.common.mkk_settings import MkkCredentials
-from services.common.sender_reference import new_sender_reference
-from services.common.token_cache import TokenCache
-from services.common.token_claims import TokenClaimsError, decode_token_claims, warn_on_claims
-from services.common.token_crypto import TokenCipher
+from services.common.mkk.client import AuthResult
+from services.common.mkk.outcome import MkkTransportError
+from services.common.mkk.sender_reference import new_sender_reference
+from services.common.mkk.settings import MkkCredentials
+from services.common.mkk.token_cache import TokenCache
+from services.common.mkk.token_claims import TokenClaimsError, decode_token_claims, warn_on_claims
+from services.common.mkk.token_crypto import TokenCipher
+from services.common.observability.logging import get_logger
 
 log = get_logger(__name__)
 

@@ -20,12 +20,12 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from starlette.routing import BaseRoute
 
-from services.common.consumer_lag import lag_loop
-from services.common.delivery import Delivery, DeliveryPolicy
-from services.common.health import Check, health_app
-from services.common.kafka_broker import attach_delivery, make_broker
-from services.common.logging import get_logger
-from services.common.retry_tiers import Backoff
+from services.common.kafka.broker import attach_delivery, make_broker
+from services.common.kafka.consumer_lag import lag_loop
+from services.common.kafka.delivery import Delivery, DeliveryPolicy
+from services.common.kafka.retry_tiers import Backoff
+from services.common.observability.health import Check, health_app
+from services.common.observability.logging import get_logger
 from services.common.settings import BaseServiceSettings
 
 log = get_logger(__name__)

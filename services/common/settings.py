@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from services.common.redaction import redact
+from services.common.observability.redaction import redact
 
 ENV_PREFIX = "KOPRU_"
 NESTED = "__"

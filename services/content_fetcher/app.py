@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from schemas.codes import Action
 from schemas.events import REPORTS_READY, Event, ReportReady, TopicSpec
 from schemas.mkk import ReportContentRequest
-from services.common.kafka_broker import consumer_options, publish_event, subscribed_topics
-from services.common.mkk_client import ContentAnswer
-from services.common.mkk_runtime import ReportServiceSettings, attempt_of, build_runtime
+from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
+from services.common.mkk.client import ContentAnswer
+from services.common.mkk.runtime import ReportServiceSettings, attempt_of, build_runtime
 from services.common.service import Service, new_service
 from services.content_fetcher.handler import FetcherDeps, handle_ready
 from services.content_fetcher.rows_publisher import RowsPublisher

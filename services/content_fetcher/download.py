@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from services.common.mkk_outcome import MkkTransportError
+from services.common.mkk.outcome import MkkTransportError
 
 
 class TooLarge(Exception):

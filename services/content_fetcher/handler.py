@@ -35,16 +35,22 @@ from schemas.events import (
 )
 from schemas.mkk import ReportContentRequest, RequestHeader
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.logging import get_logger
-from services.common.mkk_client import ContentAnswer
-from services.common.mkk_hours import seconds_until_open
-from services.common.mkk_outcome import MkkTransportError
-from services.common.outcome_store import Publish, emit_once, replay, report_failed, stable_event_id
-from services.common.retry_tiers import Backoff
-from services.common.sender_reference import new_sender_reference
-from services.common.state_store import StateStore
-from services.common.token_cache import TokenUnavailableError
-from services.common.zip_password import zip_password
+from services.common.kafka.retry_tiers import Backoff
+from services.common.mkk.client import ContentAnswer
+from services.common.mkk.hours import seconds_until_open
+from services.common.mkk.outcome import MkkTransportError
+from services.common.mkk.sender_reference import new_sender_reference
+from services.common.mkk.token_cache import TokenUnavailableError
+from services.common.mkk.zip_password import zip_password
+from services.common.observability.logging import get_logger
+from services.common.stores.outcomes import (
+    Publish,
+    emit_once,
+    replay,
+    report_failed,
+    stable_event_id,
+)
+from services.common.stores.state import StateStore
 from services.content_fetcher.download import TooLarge, save_stream
 from services.content_fetcher.parse import ContentError, iter_rows
 

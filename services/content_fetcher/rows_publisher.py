@@ -14,9 +14,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import REPORTS_ROWS, BalanceRowsBatch
-from services.common import headers as H
-from services.common.kafka_broker import encode_event
-from services.common.kafka_clients import new_producer
+from services.common.kafka import headers as H
+from services.common.kafka.broker import encode_event
+from services.common.kafka.clients import new_producer
 from services.common.settings import KafkaSettings
 
 

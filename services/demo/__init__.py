@@ -1,10 +1,1 @@
-"""`kopru demo`: the whole system on one machine (see runner.py)."""
-
-from __future__ import annotations
-
-
-def demo_command() -> None:
-    """Run the demo: local broker, sandboxes, every service, sample flows."""
-    from services.demo.runner import run_demo
-
-    run_demo()
+"""The demo runner and its flows (`kopru demo`, services/cli/demo.py)."""

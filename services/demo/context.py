@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.common.local_broker import free_port
+from services.common.kafka.local_broker import free_port
 
 
 @dataclass

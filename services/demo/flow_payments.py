@@ -30,7 +30,7 @@ from schemas.events import (
     MokaDealerApplicationRequested,
     TopicSpec,
 )
-from services.common.kafka_broker import encode_event
+from services.common.kafka.broker import encode_event
 from services.demo.context import DemoContext, ProcessSpec
 from services.sandbox.bkm.app import SERVICE_PATH
 from services.sandbox.bkm.keys import BkmDemoKeys, ensure_demo_keys

@@ -17,7 +17,7 @@ from schemas.events import (
     ReportRequested,
     ReportSubmitted,
 )
-from services.common.cli_report import describe, follow, publish_request
+from services.cli.report import describe, follow, publish_request
 from services.common.settings import KafkaSettings
 from services.demo.context import DemoContext, ProcessSpec
 from services.sandbox.mkk.config import DEMO_PASSWORD

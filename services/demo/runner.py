@@ -22,9 +22,9 @@ from typing import IO
 
 import httpx
 
-from services.common.local_broker import LocalBroker, die_with_parent
+from services.common.kafka.local_broker import LocalBroker, die_with_parent
+from services.common.kafka.topic_admin import create_topics
 from services.common.settings import KafkaSettings
-from services.common.topic_admin import create_topics
 from services.demo.context import DemoContext, ProcessSpec
 
 FLOWS = ("services.demo.flow_reports", "services.demo.flow_payments")

@@ -27,22 +27,22 @@ from schemas.events import (
     MokaDealerApplicationRequested,
     TopicSpec,
 )
-from services.common.bkm_client import BkmClient
-from services.common.bkm_signature import (
+from services.common.bkm.client import BkmClient
+from services.common.bkm.signature import (
     BkmSigner,
     BkmVerifier,
     signer_from_settings,
     verifier_from_settings,
 )
-from services.common.idempotency import new_owner, open_store
-from services.common.kafka_broker import consumer_options, publish_event, subscribed_topics
-from services.common.logging import get_logger
-from services.common.moka_auth import dealer_authentication
-from services.common.moka_client import MokaClient
-from services.common.payments_store import open_payment_store
+from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
+from services.common.moka.auth import dealer_authentication
+from services.common.moka.client import MokaClient
+from services.common.observability.logging import get_logger
 from services.common.service import Service, new_service
 from services.common.settings import BaseServiceSettings
-from services.common.signing_settings import BkmKeySettings, MokaSettings
+from services.common.signing.settings import BkmKeySettings, MokaSettings
+from services.common.stores.factory import open_payment_store, open_store
+from services.common.stores.idempotency import new_owner
 from services.payment_notifier.confirmations import ConfirmationDeps, publish_recorded
 from services.payment_notifier.http_routes import payment_routes
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested

@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 from schemas.bkm import CancelRedirect, PosResultPost, parse_return, parse_ts
 from schemas.events import BKM_CONFIRMATIONS, Event, PaymentConfirmed, PaymentFailed
-from services.common.bkm_signature import BkmVerifier
-from services.common.idempotency import new_owner
-from services.common.logging import get_logger
-from services.common.payments_store import (
+from services.common.bkm.signature import BkmVerifier
+from services.common.observability.logging import get_logger
+from services.common.stores.idempotency import new_owner
+from services.common.stores.payments import (
     CONFIRMED,
     FAILED,
     FINAL_STATES,
@@ -47,7 +47,7 @@ Source = Literal["confirmation", "success_redirect", "cancel_redirect", "reconci
 Publish = Callable[[Event], Awaitable[None]]
 EVENT_NAMESPACE = uuid.UUID("6f2b7c1e-5d0a-4e8e-9a43-3c1b8f0d6a01")
 MAX_FIELD_CHARS = 20_000
-MAX_TOKEN_CHARS = 128  # events.py: token max_length
+MAX_TOKEN_CHARS = 128  # schemas/events/payments.py: token max_length
 
 
 def outcome_event_id(token: str) -> uuid.UUID:

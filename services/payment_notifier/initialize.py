@@ -18,11 +18,11 @@ from decimal import Decimal
 from schemas.bkm import ALL_BANKS_ID, SINGLE_PAYMENT, Bank, Bin, Installment
 from schemas.bkm import InitializePaymentRequest as InitRequest
 from schemas.events import BkmPaymentInitFailed, BkmPaymentInitialized, BkmPaymentRequested, Event
-from services.common.bkm_client import BkmAnswerInvalid, BkmClient, BkmUnavailable
+from services.common.bkm.client import BkmAnswerInvalid, BkmClient, BkmUnavailable
 from services.common.errors import RetryLater
-from services.common.idempotency import IdempotencyStore, run_once
-from services.common.logging import get_logger
-from services.common.payments_store import PaymentStore
+from services.common.observability.logging import get_logger
+from services.common.stores.idempotency import IdempotencyStore, run_once
+from services.common.stores.payments import PaymentStore
 
 log = get_logger(__name__)
 NAMESPACE = uuid.UUID("0b7c6b53-6c11-4f35-9d0e-1c2a6b9e4f10")

@@ -26,10 +26,10 @@ from schemas.bkm import (
     ts_within,
     wire_text,
 )
-from services.common import bkm_soap
-from services.common.bkm_signature import BkmSigner, BkmVerifier
-from services.common.logging import get_logger
-from services.common.payments_store import PaymentStore
+from services.common.bkm import soap as bkm_soap
+from services.common.bkm.signature import BkmSigner, BkmVerifier
+from services.common.observability.logging import get_logger
+from services.common.stores.payments import PaymentStore
 
 log = get_logger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Literal
 from schemas.events import Event, MokaDealerApplicationRequested, MokaDealerApplicationResult
 from schemas.moka import AUTH_ERRORS, SUCCESS, UNEXPECTED_ERROR, ApiResponse, check_pos_request
 from services.common.errors import RetryLater
-from services.common.idempotency import IdempotencyStore, run_once
-from services.common.logging import get_logger
-from services.common.moka_client import MokaAnswerInvalid, MokaClient, MokaUnavailable
+from services.common.moka.client import MokaAnswerInvalid, MokaClient, MokaUnavailable
+from services.common.observability.logging import get_logger
+from services.common.stores.idempotency import IdempotencyStore, run_once
 from services.payment_notifier import metrics
 
 log = get_logger(__name__)

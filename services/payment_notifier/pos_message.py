@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.common.redaction import is_secret_key, redact_text
+from services.common.observability.redaction import is_secret_key, redact_text
 
 MAX_POS_MESSAGE_CHARS = 16_000
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from services.common.bkm_client import BkmAnswerInvalid, BkmClient, BkmUnavailable
-from services.common.logging import get_logger
-from services.common.payments_store import CONFIRMED, FAILED, INITIALIZED, Outcome, PaymentRow
+from services.common.bkm.client import BkmAnswerInvalid, BkmClient, BkmUnavailable
+from services.common.observability.logging import get_logger
+from services.common.stores.payments import CONFIRMED, FAILED, INITIALIZED, Outcome, PaymentRow
 from services.payment_notifier import metrics
 from services.payment_notifier.confirmations import (
     ConfirmationDeps,

@@ -6,9 +6,9 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, Field
 
 from schemas.events import REPORTS_REQUESTED, Event, ReportRequested, TopicSpec
-from services.common.kafka_broker import consumer_options, publish_event, subscribed_topics
-from services.common.mkk_runtime import ReportServiceSettings, attempt_of, build_runtime
-from services.common.retry_tiers import Backoff
+from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
+from services.common.kafka.retry_tiers import Backoff
+from services.common.mkk.runtime import ReportServiceSettings, attempt_of, build_runtime
 from services.common.service import Service, new_service
 from services.report_requester.handler import RequesterDeps, handle_requested
 

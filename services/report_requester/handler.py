@@ -41,15 +41,21 @@ from schemas.events import (
 )
 from schemas.mkk import BalanceReportRequest, RequestHeader, istanbul_today
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.logging import get_logger
-from services.common.mkk_hours import seconds_until_open
-from services.common.mkk_outcome import MkkOutcome, MkkTransportError
-from services.common.outcome_store import Publish, emit_once, replay, report_failed, stable_event_id
-from services.common.retry_tiers import Backoff
-from services.common.sender_reference import new_sender_reference
-from services.common.state_store import StateStore
-from services.common.token_cache import CachedToken, TokenUnavailableError
-from services.common.zip_password import zip_password
+from services.common.kafka.retry_tiers import Backoff
+from services.common.mkk.hours import seconds_until_open
+from services.common.mkk.outcome import MkkOutcome, MkkTransportError
+from services.common.mkk.sender_reference import new_sender_reference
+from services.common.mkk.token_cache import CachedToken, TokenUnavailableError
+from services.common.mkk.zip_password import zip_password
+from services.common.observability.logging import get_logger
+from services.common.stores.outcomes import (
+    Publish,
+    emit_once,
+    replay,
+    report_failed,
+    stable_event_id,
+)
+from services.common.stores.state import StateStore
 
 log = get_logger(__name__)
 

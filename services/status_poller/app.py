@@ -8,10 +8,10 @@ from pydantic import BaseModel, Field
 
 from schemas.events import REPORTS_SUBMITTED, Event, ReportSubmitted, TopicSpec
 from schemas.mkk import ReportStatusRequest
-from services.common.kafka_broker import consumer_options, publish_event, subscribed_topics
-from services.common.mkk_outcome import MkkOutcome
-from services.common.mkk_runtime import ReportServiceSettings, attempt_of, build_runtime
-from services.common.retry_tiers import Backoff
+from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
+from services.common.kafka.retry_tiers import Backoff
+from services.common.mkk.outcome import MkkOutcome
+from services.common.mkk.runtime import ReportServiceSettings, attempt_of, build_runtime
 from services.common.service import Service, new_service
 from services.status_poller.handler import PollerDeps, handle_submitted
 

@@ -30,13 +30,19 @@ from schemas.events import (
 )
 from schemas.mkk import ReportStatusRequest, RequestHeader
 from services.common.errors import RetryLater
-from services.common.logging import get_logger
-from services.common.mkk_hours import seconds_until_open
-from services.common.mkk_outcome import MkkOutcome, MkkTransportError
-from services.common.outcome_store import Publish, emit_once, replay, report_failed, stable_event_id
-from services.common.retry_tiers import Backoff
-from services.common.sender_reference import new_sender_reference
-from services.common.state_store import StateStore
+from services.common.kafka.retry_tiers import Backoff
+from services.common.mkk.hours import seconds_until_open
+from services.common.mkk.outcome import MkkOutcome, MkkTransportError
+from services.common.mkk.sender_reference import new_sender_reference
+from services.common.observability.logging import get_logger
+from services.common.stores.outcomes import (
+    Publish,
+    emit_once,
+    replay,
+    report_failed,
+    stable_event_id,
+)
+from services.common.stores.state import StateStore
 
 log = get_logger(__name__)
 

@@ -32,10 +32,10 @@ from schemas.events import (
     ReportRequested,
     topic,
 )
-from services.common.kafka_broker import encode_event
-from services.common.local_broker import LocalBroker
+from services.common.kafka.broker import encode_event
+from services.common.kafka.local_broker import LocalBroker
+from services.common.kafka.topic_admin import create_topics
 from services.common.service import Service
-from services.common.topic_admin import create_topics
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
 from tests.conftest import local_kafka_settings, unavailable

@@ -34,9 +34,9 @@ from schemas.events import (
     BKM_PAYMENT_REQUESTED,
     BkmPaymentRequested,
 )
-from services.common.local_broker import LocalBroker, die_with_parent, free_port
+from services.common.kafka.local_broker import LocalBroker, die_with_parent, free_port
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
-from services.common.topic_admin import create_topics, plan
 from services.demo.flow_payments import (
     DEMO_POS_PASSWORD,
     bkm_sandbox_argv,

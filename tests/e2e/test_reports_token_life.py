@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from schemas.events import REPORTS_COMPLETED, REPORTS_FAILED, ReportCompleted
-from services.common.local_broker import LocalBroker
+from services.common.kafka.local_broker import LocalBroker
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
 from tests.e2e.conftest import (

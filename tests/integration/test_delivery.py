@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from services.common import headers as H
-from services.common.idempotency import open_store
-from services.common.local_broker import LocalBroker
-from services.common.retry_tiers import retry_topics
+from services.common.kafka import headers as H
+from services.common.kafka.local_broker import LocalBroker
+from services.common.kafka.retry_tiers import retry_topics
 from services.common.settings import BaseServiceSettings, KafkaSettings, StoreSettings
+from services.common.stores.factory import open_store
 from tests.conftest import local_kafka_settings, unique
 from tests.integration.apps.echo_service import Ping, build
 from tests.kafka_tools import create_topics, produce, read_topic

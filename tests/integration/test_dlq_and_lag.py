@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.common import headers as H
-from services.common.consumer_lag import sample_lag
-from services.common.dlq_tools import REPLAYED_FROM, replay, show
+from services.common.kafka import headers as H
+from services.common.kafka.consumer_lag import sample_lag
+from services.common.kafka.dlq import REPLAYED_FROM, replay, show
 from services.common.settings import KafkaSettings
 from tests.conftest import unique
 from tests.kafka_tools import create_topics, produce, read_topic

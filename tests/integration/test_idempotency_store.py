@@ -11,15 +11,15 @@ import time
 import pytest
 
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.idempotency import (
+from services.common.settings import StoreSettings
+from services.common.stores.factory import open_store
+from services.common.stores.idempotency import (
     ClaimLost,
     ClaimState,
     IdempotencyStore,
     fingerprint,
-    open_store,
     run_once,
 )
-from services.common.settings import StoreSettings
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,8 @@ async def test_concurrent_claims_across_processes(
     """Several OS processes race for the same keys: one winner per key."""
     script = (
         "import asyncio,sys\n"
-        "from services.common.idempotency import open_store, ClaimState, fingerprint\n"
+        "from services.common.stores.factory import open_store\n"
+        "from services.common.stores.idempotency import ClaimState, fingerprint\n"
         "from services.common.settings import StoreSettings\n"
         "async def main():\n"
         "    s = open_store(StoreSettings(url=sys.argv[1])); await s.open()\n"

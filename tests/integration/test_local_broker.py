@@ -14,7 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.events import CATALOGUE
-from services.common.local_broker import LocalBroker, free_port
+from services.common.kafka.local_broker import LocalBroker, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ async def test_broker_dies_with_its_parent() -> None:
     """Even a SIGKILLed parent (no cleanup at all) leaves no broker behind."""
     script = (
         "import asyncio, os, time\n"
-        "from services.common.local_broker import LocalBroker\n"
+        "from services.common.kafka.local_broker import LocalBroker\n"
         "b = LocalBroker(); b.start(); asyncio.run(b.wait_ready())\n"
         "print(b.pid, flush=True); time.sleep(60)\n"
     )

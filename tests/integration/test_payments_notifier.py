@@ -28,12 +28,13 @@ from schemas.events import (
     BkmPaymentRequested,
     MokaDealerApplicationRequested,
 )
-from services.common.health import health_app
-from services.common.local_broker import free_port
-from services.common.payments_store import CONFIRMED, Decision, Outcome, open_payment_store
+from services.common.kafka.local_broker import free_port
+from services.common.kafka.topic_admin import create_topics, plan
+from services.common.observability.health import health_app
 from services.common.settings import HttpSettings, KafkaSettings, StoreSettings
-from services.common.signing_settings import BkmKeySettings, MokaSettings
-from services.common.topic_admin import create_topics, plan
+from services.common.signing.settings import BkmKeySettings, MokaSettings
+from services.common.stores.factory import open_payment_store
+from services.common.stores.payments import CONFIRMED, Decision, Outcome
 from services.payment_notifier.app import PaymentsSettings, Settings, build
 from services.payment_notifier.confirmations import answer_for, build_event, outcome_event_id
 from services.payment_notifier.merch_info import PosSettings

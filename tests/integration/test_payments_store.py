@@ -10,16 +10,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.common.payments_store import (
+from services.common.settings import StoreSettings
+from services.common.stores.factory import open_payment_store
+from services.common.stores.payments import (
     CONFIRMED,
     FAILED,
     INITIALIZED,
     Decision,
     Outcome,
     PaymentStore,
-    open_payment_store,
 )
-from services.common.settings import StoreSettings
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from schemas.events import (
     REPORTS_SUBMITTED,
     ReportCompleted,
 )
-from services.common.local_broker import LocalBroker
+from services.common.kafka.local_broker import LocalBroker
+from services.common.kafka.topic_admin import create_topics
 from services.common.settings import StoreSettings
-from services.common.topic_admin import create_topics
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
 from tests.conftest import local_kafka_settings

@@ -10,7 +10,7 @@ import pytest
 
 from services.auth_token.attempts import AttemptLog, password_fingerprint
 from services.common.settings import StoreSettings
-from services.common.state_store import open_state_store
+from services.common.stores.factory import open_state_store
 
 pytestmark = pytest.mark.integration
 

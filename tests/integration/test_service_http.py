@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.local_broker import LocalBroker, free_port
+from services.common.kafka.local_broker import LocalBroker, free_port
 from tests.conftest import local_kafka_settings, unique
 from tests.integration.apps.echo_service import Ping
 from tests.kafka_tools import create_topics, produce, read_topic

@@ -18,13 +18,13 @@ from schemas.mkk import AuthRequest
 from services.auth_token.attempts import AttemptLog
 from services.auth_token.keeper import Keeper
 from services.common.errors import RetryLater
-from services.common.mkk_client import AuthResult
-from services.common.mkk_outcome import MkkOutcome, MkkTransportError
-from services.common.mkk_settings import MkkCredentials
+from services.common.mkk.client import AuthResult
+from services.common.mkk.outcome import MkkOutcome, MkkTransportError
+from services.common.mkk.settings import MkkCredentials
+from services.common.mkk.token_cache import TokenCache
+from services.common.mkk.token_crypto import TokenCipher
 from services.common.settings import KafkaSettings
-from services.common.state_store import MemoryStateStore
-from services.common.token_cache import TokenCache
-from services.common.token_crypto import TokenCipher
+from services.common.stores.state import MemoryStateStore
 
 
 def _jwt(exp: int, reason: str = "") -> str:

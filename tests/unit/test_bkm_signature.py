@@ -37,7 +37,7 @@ from schemas.bkm import (
     parse_ts,
     ts_within,
 )
-from services.common.bkm_signature import (
+from services.common.bkm.signature import (
     BkmKeyError,
     BkmSignatureInvalid,
     BkmSigner,
@@ -48,8 +48,8 @@ from services.common.bkm_signature import (
     verifier_from_settings,
     verify_text,
 )
-from services.common.certs import write_private_key
-from services.common.signing_settings import BkmKeySettings
+from services.common.signing.certs import write_private_key
+from services.common.signing.settings import BkmKeySettings
 from tests.conftest import IN_CI
 
 # Under CI=true a missing openssl fails the test instead of skipping it.

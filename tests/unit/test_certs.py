@@ -20,7 +20,8 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from services.common.certs import (
+from services.cli.cert import cert_app
+from services.common.signing.certs import (
     CertError,
     check_certificate,
     create_self_signed,
@@ -30,7 +31,6 @@ from services.common.certs import (
     read_passphrase,
     watch_expiry,
 )
-from services.common.cli_cert import cert_app
 from tests.conftest import IN_CI
 
 # Under CI=true a missing openssl fails the test instead of skipping it.

@@ -10,10 +10,10 @@ import pytest
 from aiokafka import TopicPartition
 from pydantic import BaseModel, ValidationError
 
-from services.common import headers as H
-from services.common.delivery import Delivery, DeliveryPolicy
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.retry_tiers import Backoff
+from services.common.kafka import headers as H
+from services.common.kafka.delivery import Delivery, DeliveryPolicy
+from services.common.kafka.retry_tiers import Backoff
 
 
 @dataclass

@@ -23,7 +23,7 @@ from schemas.events import (
     TokenIssued,
     TokenUnavailable,
 )
-from services.common.kafka_broker import MAX_EVENT_BYTES, EventTooLarge, encode_event
+from services.common.kafka.broker import MAX_EVENT_BYTES, EventTooLarge, encode_event
 
 
 def _request(**over: object) -> ReportRequested:

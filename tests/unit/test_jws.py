@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pydantic import BaseModel, SecretStr
 
-from services.common.certs import create_self_signed, write_certificate, write_private_key
-from services.common.jws import (
+from services.common.signing.certs import create_self_signed, write_certificate, write_private_key
+from services.common.signing.jws import (
     JwsAlgorithmNotAllowedError,
     JwsError,
     JwsHeaderInvalidError,
@@ -32,7 +32,7 @@ from services.common.jws import (
     signer_from_settings,
     verifier_from_settings,
 )
-from services.common.signing_settings import MkkSigningSettings
+from services.common.signing.settings import MkkSigningSettings
 from tests.conftest import IN_CI
 
 OPENSSL = shutil.which("openssl")

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from services.common.certs import create_self_signed, write_certificate, write_private_key
-from services.common.cli_mkk import mkk_app
-from services.common.jws import JwsVerifier
+from services.cli.mkk import mkk_app
+from services.common.signing.certs import create_self_signed, write_certificate, write_private_key
+from services.common.signing.jws import JwsVerifier
 
 runner = CliRunner()
 PAYLOAD = b'{"requestHeader":{"senderReference":"R1","senderMember":"TIB","sender":"TIB991"}}\n'

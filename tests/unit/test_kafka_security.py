@@ -6,8 +6,8 @@ import ssl
 
 from faststream.security import SASLScram512
 
-from services.common.kafka_broker import _security
-from services.common.kafka_clients import connection_kwargs
+from services.common.kafka.broker import _security
+from services.common.kafka.clients import connection_kwargs
 from services.common.settings import KafkaSettings
 
 

@@ -9,8 +9,8 @@ import logging
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from services.common.logging import bind_correlation_id, configure_logging, get_logger
-from services.common.redaction import MASK, luhn_valid, redact, redact_text
+from services.common.observability.logging import bind_correlation_id, configure_logging, get_logger
+from services.common.observability.redaction import MASK, luhn_valid, redact, redact_text
 from services.common.settings import LogSettings
 
 PAN = "4111111111111111"  # Luhn-valid test Visa
@@ -99,7 +99,7 @@ def test_luhn() -> None:
 
 
 def test_password_inside_a_url_is_masked() -> None:
-    from services.common.redaction import redact
+    from services.common.observability.redaction import redact
 
     out = redact({"event": "store opened", "dsn": "postgresql://kopru:s3cr3t-pw@db:5432/kopru"})
     assert "s3cr3t-pw" not in str(out)

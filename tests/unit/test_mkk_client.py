@@ -20,10 +20,10 @@ from schemas.mkk import (
     ReportStatusRequest,
     RequestHeader,
 )
-from services.common.jws import JwsSigner, JwsVerifier
-from services.common.mkk_client import MkkClient
-from services.common.mkk_outcome import MkkUnverifiedAnswer
-from services.common.mkk_settings import MkkApiSettings
+from services.common.mkk.client import MkkClient
+from services.common.mkk.outcome import MkkUnverifiedAnswer
+from services.common.mkk.settings import MkkApiSettings
+from services.common.signing.jws import JwsSigner, JwsVerifier
 from services.sandbox.mkk import create_app, sandbox_state
 from services.sandbox.mkk.config import DEMO_PASSWORD, load_config
 from services.sandbox.mkk.keys import ensure_demo_keys, load_certificate, load_private_key

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from schemas.moka import ApiResponse, DealerAuthentication
-from services.common.moka_auth import check_key, dealer_authentication
-from services.common.signing_settings import MokaSettings
+from services.common.moka.auth import check_key, dealer_authentication
+from services.common.signing.settings import MokaSettings
 
 
 def test_check_key_known_value() -> None:

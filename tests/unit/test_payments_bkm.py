@@ -35,19 +35,14 @@ from schemas.events import (
     PaymentConfirmed,
     PaymentFailed,
 )
-from services.common import bkm_soap
-from services.common.bkm_client import BkmAnswerInvalid, BkmClient
-from services.common.bkm_signature import BkmSigner, BkmVerifier, canonical_string
-from services.common.certs import generate_rsa_key, load_private_key, load_public_key
-from services.common.idempotency import IdempotencyStore, open_store
-from services.common.payments_store import (
-    FAILED,
-    INITIALIZED,
-    Outcome,
-    PaymentStore,
-    open_payment_store,
-)
+from services.common.bkm import soap as bkm_soap
+from services.common.bkm.client import BkmAnswerInvalid, BkmClient
+from services.common.bkm.signature import BkmSigner, BkmVerifier, canonical_string
 from services.common.settings import StoreSettings
+from services.common.signing.certs import generate_rsa_key, load_private_key, load_public_key
+from services.common.stores.factory import open_payment_store, open_store
+from services.common.stores.idempotency import IdempotencyStore
+from services.common.stores.payments import FAILED, INITIALIZED, Outcome, PaymentStore
 from services.payment_notifier.confirmations import ConfirmationDeps
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested
 from services.payment_notifier.merch_info import MerchInfoDeps, PosSettings, handle_merch_info

@@ -15,10 +15,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from schemas.events import Event, PaymentConfirmed, PaymentFailed
-from services.common.bkm_signature import BkmSigner, BkmVerifier
-from services.common.certs import generate_rsa_key
-from services.common.payments_store import CONFIRMED, PaymentStore, open_payment_store
+from services.common.bkm.signature import BkmSigner, BkmVerifier
 from services.common.settings import StoreSettings
+from services.common.signing.certs import generate_rsa_key
+from services.common.stores.factory import open_payment_store
+from services.common.stores.payments import CONFIRMED, PaymentStore
 from services.payment_notifier.confirmations import (
     ConfirmationDeps,
     handle_return,

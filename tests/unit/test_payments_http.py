@@ -11,11 +11,12 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.common.bkm_signature import BkmSigner, BkmVerifier
-from services.common.certs import generate_rsa_key
-from services.common.health import health_app
-from services.common.payments_store import PaymentStore, open_payment_store
+from services.common.bkm.signature import BkmSigner, BkmVerifier
+from services.common.observability.health import health_app
 from services.common.settings import StoreSettings
+from services.common.signing.certs import generate_rsa_key
+from services.common.stores.factory import open_payment_store
+from services.common.stores.payments import PaymentStore
 from services.payment_notifier.confirmations import ConfirmationDeps
 from services.payment_notifier.http_routes import payment_routes
 from services.sandbox.bkm.messages import PayOptions, signed_fields

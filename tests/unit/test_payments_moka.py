@@ -14,11 +14,12 @@ from pydantic import SecretStr
 from schemas.events import Event, MokaDealerApplicationRequested, MokaDealerApplicationResult
 from schemas.moka import CREATE_POS_REQUEST_ERRORS, check_pos_request, tr_identity_valid
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.idempotency import IdempotencyStore, open_store
-from services.common.moka_auth import dealer_authentication
-from services.common.moka_client import MokaClient
+from services.common.moka.auth import dealer_authentication
+from services.common.moka.client import MokaClient
 from services.common.settings import StoreSettings
-from services.common.signing_settings import MokaSettings
+from services.common.signing.settings import MokaSettings
+from services.common.stores.factory import open_store
+from services.common.stores.idempotency import IdempotencyStore
 from services.payment_notifier.moka_applications import MokaDeps, handle_application
 from services.sandbox.moka.app import MokaSandboxConfig, create_app
 

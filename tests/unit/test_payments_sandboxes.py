@@ -13,14 +13,14 @@ from typer.testing import CliRunner
 
 from schemas.bkm import QueryPaymentResultRequest, format_ts
 from schemas.moka import CREATE_POS_REQUEST_ERRORS
-from services.common import bkm_soap
-from services.common.bkm_signature import BkmSigner
-from services.common.certs import generate_rsa_key, load_private_key
-from services.common.moka_auth import check_key
+from services.cli.sandbox import sandbox_app
+from services.common.bkm import soap as bkm_soap
+from services.common.bkm.signature import BkmSigner
+from services.common.moka.auth import check_key
+from services.common.signing.certs import generate_rsa_key, load_private_key
 from services.sandbox.bkm.app import SERVICE_PATH, BkmSandboxConfig
 from services.sandbox.bkm.app import create_app as bkm_app
 from services.sandbox.bkm.keys import ensure_demo_keys
-from services.sandbox.cli import sandbox_app
 from services.sandbox.moka.app import MokaSandboxConfig
 from services.sandbox.moka.app import create_app as moka_app
 from tests.unit.test_payments_moka import application

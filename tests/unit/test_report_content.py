@@ -19,10 +19,10 @@ import pyzipper
 from schemas.events import BalanceRowsBatch, ReportCompleted, ReportFailed, ReportReady
 from schemas.mkk import ReportContentRequest
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.mkk_client import ContentAnswer
-from services.common.mkk_outcome import MkkOutcome
-from services.common.state_store import MemoryStateStore
-from services.common.zip_password import zip_password
+from services.common.mkk.client import ContentAnswer
+from services.common.mkk.outcome import MkkOutcome
+from services.common.mkk.zip_password import zip_password
+from services.common.stores.state import MemoryStateStore
 from services.content_fetcher.handler import FetcherDeps, handle_ready
 from services.content_fetcher.parse import ContentError, iter_rows
 from services.sandbox.mkk.config import LedgerConfig

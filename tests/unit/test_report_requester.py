@@ -11,9 +11,9 @@ import pytest
 from schemas.events import ReportFailed, ReportRequested, ReportSubmitted
 from schemas.mkk import BalanceReportRequest
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.mkk_outcome import MkkOutcome, MkkTransportError
-from services.common.state_store import MemoryStateStore
-from services.common.token_cache import CachedToken
+from services.common.mkk.outcome import MkkOutcome, MkkTransportError
+from services.common.mkk.token_cache import CachedToken
+from services.common.stores.state import MemoryStateStore
 from services.report_requester.handler import AMBIGUOUS, RequesterDeps, handle_requested
 
 TOKEN = CachedToken("jti-1", datetime.now(UTC) + timedelta(hours=1), datetime.now(UTC), "tok-1")

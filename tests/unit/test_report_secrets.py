@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.mkk import ZIP_PASSWORD_RE
-from services.common.mkk_hours import seconds_until_open
-from services.common.mkk_settings import MkkApiSettings
-from services.common.token_crypto import TokenCipher, TokenDecryptError
-from services.common.zip_password import zip_password
+from services.common.mkk.hours import seconds_until_open
+from services.common.mkk.settings import MkkApiSettings
+from services.common.mkk.token_crypto import TokenCipher, TokenDecryptError
+from services.common.mkk.zip_password import zip_password
 
 
 def test_zip_password_rules_and_determinism() -> None:

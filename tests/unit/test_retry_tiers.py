@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.retry_tiers import Backoff, pick_tier, retry_topic, tier_label
+from services.common.kafka.retry_tiers import Backoff, pick_tier, retry_topic, tier_label
 
 
 def test_tier_names() -> None:

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from schemas.mkk import CSV_COLUMNS, JSON_FIELDS, BalanceRow
-from services.sandbox.cli import sandbox_app
+from services.cli.sandbox import sandbox_app
 from services.sandbox.mkk.config import ConfigError, LedgerConfig, load_config
 from services.sandbox.mkk.content import write_report_zip
 from services.sandbox.mkk.ledger import SAMPLE_ISIN, Ledger, is_valid_isin, isin_check_digit

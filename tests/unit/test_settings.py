@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.redaction import MASK
+from services.common.observability.redaction import MASK
 from services.common.settings import (
     BaseServiceSettings,
     KafkaSettings,

@@ -9,8 +9,8 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.common.jws import JwsSigner, JwsVerifier
-from services.common.signing_pool import SigningPool, default_workers
+from services.common.signing.jws import JwsSigner, JwsVerifier
+from services.common.signing.pool import SigningPool, default_workers
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from schemas.events import ReportCompleted, ReportFailed, ReportReady, ReportSubmitted
 from schemas.mkk import ReportStatusRequest
 from services.common.errors import RetryLater
-from services.common.mkk_outcome import MkkOutcome
-from services.common.retry_tiers import Backoff
-from services.common.state_store import MemoryStateStore
+from services.common.kafka.retry_tiers import Backoff
+from services.common.mkk.outcome import MkkOutcome
+from services.common.stores.state import MemoryStateStore
 from services.status_poller.handler import DEADLINE, PollerDeps, handle_submitted
 
 NOW = datetime(2025, 5, 5, 10, 0, tzinfo=UTC)

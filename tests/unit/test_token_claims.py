@@ -10,7 +10,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from services.common.token_claims import (
+from services.common.mkk.token_claims import (
     TokenClaimsError,
     decode_token_claims,
     reason_says_no_ip,

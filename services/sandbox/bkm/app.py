@@ -44,9 +44,9 @@ from schemas.bkm import (
     format_ts,
     ts_within,
 )
-from services.common import bkm_soap
-from services.common.bkm_signature import BkmSigner, BkmVerifier
-from services.common.certs import load_private_key, load_public_key
+from services.common.bkm import soap as bkm_soap
+from services.common.bkm.signature import BkmSigner, BkmVerifier
+from services.common.signing.certs import load_private_key, load_public_key
 from services.sandbox.bkm.keys import ensure_demo_keys
 from services.sandbox.bkm.messages import PayOptions, signed_fields
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.common.certs import generate_rsa_key, write_private_key
+from services.common.signing.certs import generate_rsa_key, write_private_key
 
 DEFAULT_STATE_DIR = Path(".kopru/sandbox/bkm")
 

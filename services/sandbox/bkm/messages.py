@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from schemas.bkm import CancelRedirect, ConfirmationPost, format_amount, format_ts
-from services.common.bkm_signature import BkmSigner
+from services.common.bkm.signature import BkmSigner
 
 # A card number that passes Luhn, a CVC and an expiry: with leak_card_data the sandbox
 # puts them in posMessage (as a broken BKM would) to prove the merchant strips them.

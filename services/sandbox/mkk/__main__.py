@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.sandbox.cli import mkk_command
+from services.cli.sandbox import mkk_command
 
 if __name__ == "__main__":
     typer.run(mkk_command)

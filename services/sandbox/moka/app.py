@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from schemas.moka import CREATE_POS_REQUEST_ERRORS, check_pos_request
-from services.common.moka_auth import check_key
+from services.common.moka.auth import check_key
 
 KNOWN_NACE_CODES = frozenset({"471101", "479101", "620100", "561101", "732001"})
 _A = "Dealer.CheckDealerAuthentication."

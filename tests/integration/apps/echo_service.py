@@ -20,11 +20,12 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.idempotency import IdempotencyStore, open_store, run_once
-from services.common.kafka_broker import consumer_options, subscribed_topics
-from services.common.logging import configure_logging
+from services.common.kafka.broker import consumer_options, subscribed_topics
+from services.common.observability.logging import configure_logging
 from services.common.service import Service, new_service, run_service
 from services.common.settings import BaseServiceSettings, load_settings
+from services.common.stores.factory import open_store
+from services.common.stores.idempotency import IdempotencyStore, run_once
 
 
 class Ping(BaseModel):

@@ -1,0 +1,138 @@
+"""Every Kafka event of kopru, by domain, and the topic catalogue.
+
+- `base`: what every event carries and the field types from the specs;
+- `reports`: the balance-report pipeline (MKK §5.1);
+- `auth`: token requests and tokens (auth-token);
+- `payments`: BKM Express and Moka;
+- `catalogue`: every topic with its events, key, partitions and owners.
+
+Everything is re-exported here, so call sites write `from schemas.events import X`.
+"""
+
+from __future__ import annotations
+
+from schemas.events.auth import (
+    TokenIssued,
+    TokenRequested,
+    TokenUnavailable,
+)
+from schemas.events.base import (
+    Event,
+    FileName,
+    FileType,
+    Member,
+    RefId,
+    RequestId,
+    ResultCode,
+    Sender,
+    SenderReference,
+    Sha256Hex,
+    UtcDatetime,
+    utcnow,
+)
+from schemas.events.catalogue import (
+    AUTH_TOKEN_REQUESTS,
+    AUTH_TOKENS,
+    BKM_CONFIRMATIONS,
+    BKM_INITIALIZED,
+    BKM_PAYMENT_REQUESTED,
+    BY_NAME,
+    CATALOGUE,
+    DAY_MS,
+    EVENT_TYPES,
+    MOKA_APPLICATION_REQUESTED,
+    MOKA_APPLICATION_RESULTS,
+    REPORTS_COMPLETED,
+    REPORTS_FAILED,
+    REPORTS_READY,
+    REPORTS_REQUESTED,
+    REPORTS_ROWS,
+    REPORTS_SUBMITTED,
+    TopicSpec,
+    topic,
+)
+from schemas.events.payments import (
+    Amount,
+    BkmBank,
+    BkmBin,
+    BkmInstallment,
+    BkmPaymentInitFailed,
+    BkmPaymentInitialized,
+    BkmPaymentRequested,
+    MokaDealerApplicationRequested,
+    MokaDealerApplicationResult,
+    OrderId,
+    PaymentConfirmed,
+    PaymentFailed,
+)
+from schemas.events.reports import (
+    BalanceReportFilters,
+    BalanceRow,
+    BalanceRowsBatch,
+    FailureStage,
+    FileSummary,
+    ReportCompleted,
+    ReportFailed,
+    ReportReady,
+    ReportRequested,
+    ReportSubmitted,
+)
+
+__all__ = [
+    "AUTH_TOKENS",
+    "AUTH_TOKEN_REQUESTS",
+    "BKM_CONFIRMATIONS",
+    "BKM_INITIALIZED",
+    "BKM_PAYMENT_REQUESTED",
+    "BY_NAME",
+    "CATALOGUE",
+    "DAY_MS",
+    "EVENT_TYPES",
+    "MOKA_APPLICATION_REQUESTED",
+    "MOKA_APPLICATION_RESULTS",
+    "REPORTS_COMPLETED",
+    "REPORTS_FAILED",
+    "REPORTS_READY",
+    "REPORTS_REQUESTED",
+    "REPORTS_ROWS",
+    "REPORTS_SUBMITTED",
+    "Amount",
+    "BalanceReportFilters",
+    "BalanceRow",
+    "BalanceRowsBatch",
+    "BkmBank",
+    "BkmBin",
+    "BkmInstallment",
+    "BkmPaymentInitFailed",
+    "BkmPaymentInitialized",
+    "BkmPaymentRequested",
+    "Event",
+    "FailureStage",
+    "FileName",
+    "FileSummary",
+    "FileType",
+    "Member",
+    "MokaDealerApplicationRequested",
+    "MokaDealerApplicationResult",
+    "OrderId",
+    "PaymentConfirmed",
+    "PaymentFailed",
+    "RefId",
+    "ReportCompleted",
+    "ReportFailed",
+    "ReportReady",
+    "ReportRequested",
+    "ReportSubmitted",
+    "RequestId",
+    "ResultCode",
+    "Sender",
+    "SenderReference",
+    "Sha256Hex",
+    "TokenIssued",
+    "TokenRequested",
+    "TokenUnavailable",
+    "TopicSpec",
+    "UtcDatetime",
+    "topic",
+    "utcnow",
+]

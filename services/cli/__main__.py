@@ -1,0 +1,5 @@
+"""`python -m services.cli` is the `kopru` command."""
+
+from services.cli import main
+
+main()

@@ -1,0 +1,221 @@
+"""`kopru report request|status`: ask for a balance report, follow it, see where it is."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import date
+from typing import Any
+
+import typer
+from aiokafka import TopicPartition
+
+from schemas.events import (
+    REPORTS_COMPLETED,
+    REPORTS_FAILED,
+    REPORTS_READY,
+    REPORTS_REQUESTED,
+    REPORTS_ROWS,
+    REPORTS_SUBMITTED,
+    BalanceReportFilters,
+    BalanceRowsBatch,
+    Event,
+    ReportCompleted,
+    ReportFailed,
+    ReportReady,
+    ReportRequested,
+    ReportSubmitted,
+    topic,
+)
+from services.common.kafka import headers as H
+from services.common.kafka.broker import encode_event
+from services.common.kafka.clients import new_consumer, new_producer
+from services.common.settings import BaseServiceSettings, KafkaSettings, load_settings
+from services.common.stores.factory import open_state_store
+
+report_app = typer.Typer(
+    help="Balance reports (MKK §5-§6) through the pipeline.", no_args_is_help=True
+)
+WATCHED = [REPORTS_SUBMITTED, REPORTS_READY, REPORTS_ROWS, REPORTS_COMPLETED, REPORTS_FAILED]
+
+
+async def publish_request(kafka: KafkaSettings, event: ReportRequested) -> None:
+    producer = new_producer(kafka)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            REPORTS_REQUESTED.name,
+            encode_event(REPORTS_REQUESTED, event),
+            key=event.kafka_key(),
+            headers=[(H.EVENT_TYPE, event.event_type.encode())],
+        )
+    finally:
+        await producer.stop()
+
+
+def describe(ev: Event) -> str | None:
+    if isinstance(ev, ReportSubmitted):
+        return f"submitted: refId {ev.ref_id} (senderReference {ev.sender_reference})"
+    if isinstance(ev, ReportReady):
+        return f"ready after {ev.polls} polls: {', '.join(ev.file_names)}"
+    if isinstance(ev, ReportCompleted):
+        if ev.no_data:
+            return "completed: the query has no data (RP026)"
+        files = ", ".join(f"{f.file_name} {f.rows} rows" for f in ev.files)
+        return f"completed: {ev.total_rows} rows ({files})"
+    if isinstance(ev, ReportFailed):
+        return f"FAILED at {ev.stage}: {ev.code} {ev.description}"
+    return None
+
+
+async def follow(
+    kafka: KafkaSettings,
+    member: str,
+    request_id: str,
+    *,
+    timeout_s: float,
+    on_event: Any,
+) -> Event | None:
+    """Read the pipeline's topics from the beginning; call on_event for this request's
+    events until its terminal event (or the timeout)."""
+    consumer = new_consumer(kafka, fetch_max_wait_ms=200)
+    await consumer.start()
+    key = f"{member}:{request_id}".encode()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [
+            TopicPartition(t.name, p)
+            for t in WATCHED
+            for p in sorted(consumer.partitions_for_topic(t.name) or [])
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for tp, records in batch.items():
+                for rec in records:
+                    if rec.key != key:
+                        continue
+                    ev = topic(tp.topic).parse(rec.value)
+                    on_event(ev)
+                    if isinstance(ev, ReportCompleted | ReportFailed):
+                        return ev
+        return None
+    finally:
+        await consumer.stop()
+
+
+@report_app.command("request")
+def request_command(
+    member: str = typer.Option("TIB", help="MKK member code (senderMember, §3.2)"),
+    sender: str = typer.Option("TIB991", help="MKK user (sender, §3.2)"),
+    process_date: str = typer.Option(
+        date.today().isoformat(), "--date", help="processDate, today or past (§5.1.2)"
+    ),
+    file_type: str = typer.Option("csv", help="json or csv (§5.1.2)"),
+    request_id: str = typer.Option("", help="upstream request id (default: a new one)"),
+    sub_acc_no: str | None = typer.Option(None),
+    isin: str | None = typer.Option(None),
+    sec_class: str | None = typer.Option(None),
+    sec_type: str | None = typer.Option(None),
+    acc_class: str | None = typer.Option(None),
+    portfolio_code: str | None = typer.Option(None),
+    acc_no: str | None = typer.Option(None),
+    wait: bool = typer.Option(False, help="follow each step and the rows until completion"),
+    timeout_s: float = typer.Option(600.0, help="how long --wait waits"),
+) -> None:
+    """Publish a ReportRequested; with --wait, show each step and the rows as they come."""
+    settings = load_settings(BaseServiceSettings)
+    event = ReportRequested(
+        request_id=request_id or f"cli-{uuid.uuid4().hex[:12]}",
+        member=member,
+        sender=sender,
+        process_date=date.fromisoformat(process_date),
+        file_type=file_type,  # type: ignore[arg-type]
+        filters=BalanceReportFilters(
+            sub_acc_no=sub_acc_no,
+            isin=isin,
+            sec_class=sec_class,
+            sec_type=sec_type,
+            acc_class=acc_class,
+            portfolio_code=portfolio_code,
+            acc_no=acc_no,
+        ),
+    )
+    asyncio.run(publish_request(settings.kafka, event))
+    typer.echo(f"requested {event.request_id} ({member}, {event.process_date}, {file_type})")
+    if not wait:
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}")) as progress:
+        task = progress.add_task("rows published: 0", total=None)
+        rows = {"n": 0}
+        seen: set[tuple[str, int]] = set()
+
+        def on_event(ev: Event) -> None:
+            if isinstance(ev, BalanceRowsBatch):
+                if (ev.file_name, ev.seq) not in seen:
+                    seen.add((ev.file_name, ev.seq))
+                    rows["n"] += len(ev.rows)
+                    progress.update(task, description=f"rows published: {rows['n']}")
+                return
+            text = describe(ev)
+            if text:
+                progress.console.print(text)
+
+        last = asyncio.run(
+            follow(settings.kafka, member, event.request_id, timeout_s=timeout_s, on_event=on_event)
+        )
+    if last is None:
+        typer.echo("no outcome yet (timeout); see `kopru report status`", err=True)
+        raise typer.Exit(2)
+    if isinstance(last, ReportFailed):
+        raise typer.Exit(1)
+
+
+async def _status(settings: BaseServiceSettings, member: str, request_id: str) -> list[str]:
+    store = open_state_store(settings.store)
+    await store.open()
+    key = f"{member}:{request_id}"
+    lines: list[str] = []
+    try:
+        for scope, stage in (
+            ("report-request", "request"),
+            ("report-poll", "status"),
+            ("report-content", "content"),
+        ):
+            rec = await store.get(scope, key)
+            if rec is None:
+                continue
+            outcome = (rec.get("outcome") or {}).get("event") or {}
+            if outcome:
+                what = outcome.get("event_type")
+                extra = outcome.get("code") or outcome.get("ref_id") or ""
+                lines.append(f"{stage}: {what} {extra}".rstrip())
+            elif stage == "request":
+                lines.append(f"request: {rec.get('phase')} (sends {rec.get('sends')})")
+            elif stage == "status":
+                lines.append(f"status: polling, {rec.get('polls', 0)} polls so far")
+            else:
+                lines.append(f"content: {len(rec.get('files', {}))} file(s) published so far")
+    finally:
+        await store.close()
+    return lines
+
+
+@report_app.command("status")
+def status_command(
+    request_id: str = typer.Argument(..., help="the upstream request id"),
+    member: str = typer.Option("TIB", help="MKK member code"),
+) -> None:
+    """Where a request is: request, status polling, content, or its outcome."""
+    settings = load_settings(BaseServiceSettings)
+    lines = asyncio.run(_status(settings, member, request_id))
+    if not lines:
+        typer.echo(f"{member}:{request_id}: not seen by the pipeline (yet)")
+        raise typer.Exit(1)
+    for line in lines:
+        typer.echo(line)

@@ -1,0 +1,64 @@
+"""Create the topic catalogue (main, dead-letter and retry tier topics) on a cluster."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas.events import CATALOGUE, TopicSpec
+from services.common.kafka.retry_tiers import retry_topics
+from services.common.settings import KafkaSettings
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def plan(settings: KafkaSettings, catalogue: tuple[TopicSpec, ...] = CATALOGUE) -> list[TopicPlan]:
+    """Every topic the system uses, derived from the catalogue."""
+    out: list[TopicPlan] = []
+    for spec in catalogue:
+        cfg = {"cleanup.policy": spec.cleanup_policy, "retention.ms": str(spec.retention_ms)}
+        out.append(TopicPlan(spec.name, spec.partitions, cfg))
+        out.append(TopicPlan(spec.dlq, spec.partitions, {"retention.ms": str(30 * 86_400_000)}))
+        for group in spec.consumers:
+            if group in ("upstream", "downstream"):
+                continue
+            for name in retry_topics(spec.name, group, settings.retry_tiers_s):
+                out.append(TopicPlan(name, spec.partitions, {"retention.ms": str(7 * 86_400_000)}))
+    return out
+
+
+async def create_topics(
+    settings: KafkaSettings, topics: list[TopicPlan] | None = None, *, with_config: bool = True
+) -> list[str]:
+    """Create what is missing; return the names created. Existing topics are left alone."""
+    topics = topics if topics is not None else plan(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                t.name,
+                t.partitions,
+                settings.replication_factor,
+                topic_configs=t.config if with_config else None,
+            )
+            for t in topics
+            if t.name not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        await admin.close()

@@ -1,0 +1,1 @@
+"""Moka dealer API: CheckKey authentication and the client."""

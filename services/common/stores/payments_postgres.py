@@ -1,0 +1,158 @@
+"""PostgreSQL payment store: shared by several replicas of the payment-notifier."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from services.common.stores.base import PostgresBacked
+from services.common.stores.payments import (
+    COLUMNS,
+    TABLE,
+    Outcome,
+    PaymentRow,
+    PaymentStore,
+    Recorded,
+    decide,
+    dumps,
+    row_from,
+)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    token TEXT PRIMARY KEY,
+    order_id TEXT,
+    state TEXT NOT NULL CHECK (state IN ('initialized', 'confirmed', 'failed')),
+    fingerprint TEXT,
+    answer TEXT,
+    event TEXT,
+    published BOOLEAN NOT NULL DEFAULT FALSE,
+    owner TEXT,
+    lease_expires DOUBLE PRECISION,
+    source TEXT,
+    initialized_at DOUBLE PRECISION,
+    due_at DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_due_at ON {TABLE} (due_at);
+CREATE INDEX IF NOT EXISTS {TABLE}_outbox ON {TABLE} (published, lease_expires);
+"""
+
+# One statement: the database decides who records the outcome. The CTE's row is the
+# winner's; when nothing was inserted or moved forward, the existing row is read.
+RECORD = f"""
+WITH up AS (
+    INSERT INTO {TABLE} AS p (token, state, fingerprint, answer, event, published, owner,
+                              lease_expires, source, created_at, updated_at, due_at)
+    VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $8, $9, $9, $10)
+    ON CONFLICT (token) DO UPDATE
+       SET state = excluded.state, fingerprint = excluded.fingerprint,
+           answer = excluded.answer, event = excluded.event, published = FALSE,
+           owner = excluded.owner, lease_expires = excluded.lease_expires,
+           source = excluded.source, updated_at = excluded.updated_at,
+           due_at = excluded.due_at
+     WHERE p.state = 'initialized'
+    RETURNING {COLUMNS}
+)
+SELECT {COLUMNS} FROM up
+UNION ALL
+SELECT {COLUMNS} FROM {TABLE} WHERE token = $1 AND NOT EXISTS (SELECT 1 FROM up)
+"""
+
+TAKE_UNPUBLISHED = f"""
+UPDATE {TABLE} SET owner = $1, lease_expires = $2
+ WHERE token IN (SELECT token FROM {TABLE}
+                  WHERE NOT published AND state <> 'initialized' AND lease_expires < $3
+                  LIMIT $4 FOR UPDATE SKIP LOCKED)
+RETURNING {COLUMNS}
+"""
+
+TAKE_DUE = f"""
+UPDATE {TABLE} SET due_at = $1
+ WHERE token IN (SELECT token FROM {TABLE}
+                  WHERE due_at <= $2
+                  LIMIT $3 FOR UPDATE SKIP LOCKED)
+RETURNING {COLUMNS}
+"""
+
+
+class PostgresPaymentStore(PostgresBacked, PaymentStore):
+    schema = SCHEMA
+
+    def _pool(self) -> asyncpg.Pool:
+        return self.db.pool
+
+    async def record_initialized(self, token: str, order_id: str, due_at: float) -> None:
+        now = time.time()
+        await self._pool().execute(
+            f"INSERT INTO {TABLE} AS p (token, order_id, state, initialized_at, due_at,"
+            " created_at, updated_at) VALUES ($1, $2, 'initialized', $3, $4, $3, $3)"
+            " ON CONFLICT (token) DO UPDATE SET order_id = COALESCE(p.order_id,"
+            " excluded.order_id), initialized_at = excluded.initialized_at",
+            token,
+            order_id,
+            now,
+            due_at,
+        )
+
+    async def record_outcome(self, outcome: Outcome, owner: str, lease_s: float) -> Recorded:
+        now = time.time()
+        args = (
+            outcome.token,
+            outcome.state,
+            outcome.fingerprint,
+            dumps(outcome.answer),
+            outcome.event,
+            owner,
+            now + lease_s,
+            outcome.source,
+            now,
+            outcome.recheck_at,
+        )
+        values = await self._pool().fetchrow(RECORD, *args)
+        row = None if values is None else row_from(values)
+        if row is None or row.owner != owner:
+            # Not ours: the SELECT half ran on this statement's snapshot, which may hold
+            # the row as it was before a concurrent winner committed (still 'initialized',
+            # or absent). ON CONFLICT waited for that commit, so a new statement sees it.
+            row = await self.get(outcome.token)
+        if row is None:  # pragma: no cover - purged in between; start again
+            return await self.record_outcome(outcome, owner, lease_s)
+        return Recorded(decide(row, outcome, owner), row)
+
+    async def mark_published(self, token: str, owner: str) -> bool:
+        status = await self._pool().execute(
+            f"UPDATE {TABLE} SET published=TRUE, lease_expires=NULL, updated_at=$1 "
+            "WHERE token=$2 AND owner=$3 AND NOT published",
+            time.time(),
+            token,
+            owner,
+        )
+        return bool(status == "UPDATE 1")
+
+    async def take_unpublished(
+        self, owner: str, lease_s: float, limit: int = 100
+    ) -> list[PaymentRow]:
+        now = time.time()
+        rows = await self._pool().fetch(TAKE_UNPUBLISHED, owner, now + lease_s, now, limit)
+        return [row_from(r) for r in rows]
+
+    async def take_due(self, recheck_s: float, limit: int = 100) -> list[PaymentRow]:
+        now = time.time()
+        rows = await self._pool().fetch(TAKE_DUE, now + recheck_s, now, limit)
+        return [row_from(r) for r in rows]
+
+    async def clear_due(self, token: str) -> None:
+        await self._pool().execute(f"UPDATE {TABLE} SET due_at=NULL WHERE token=$1", token)
+
+    async def get(self, token: str) -> PaymentRow | None:
+        values = await self._pool().fetchrow(f"SELECT {COLUMNS} FROM {TABLE} WHERE token=$1", token)
+        return None if values is None else row_from(values)
+
+    async def purge(self, older_than_s: float | None = None) -> int:
+        status = await self._pool().execute(
+            f"DELETE FROM {TABLE} WHERE published AND updated_at < $1", self._age(older_than_s)
+        )
+        return int(status.split()[-1])
