@@ -15,11 +15,16 @@ from pathlib import Path
 import pytest
 
 from services.common.kafka.local_broker import LocalBroker
-from services.common.settings import KafkaSettings, StoreSettings
+from services.common.observability.logging import configure_logging
+from services.common.settings import KafkaSettings, LogSettings, StoreSettings
 from services.common.stores.factory import open_store
 from services.common.stores.idempotency import IdempotencyStore
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Services built in-process log through kopru's own chain (redaction, plain tracebacks),
+# never structlog's default one, which renders every frame's locals.
+configure_logging(LogSettings(level="INFO", format="console"))
 PG_DSN = os.environ.get("KOPRU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -10,12 +10,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int = 1) -> None:
+async def create_topics(
+    bootstrap: str,
+    names: list[str],
+    partitions: int = 1,
+    config: dict[str, str] | None = None,
+) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(n, partitions, 1) for n in names if n not in existing]
+        new = [NewTopic(n, partitions, 1, topic_configs=config) for n in names if n not in existing]
         if new:
             await admin.create_topics(new)
     finally:
@@ -30,8 +35,11 @@ async def produce(
     key: bytes | None = None,
     partition: int | None = None,
     headers: list[tuple[str, bytes]] | None = None,
+    max_request_size: int = 1_048_576,
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=max_request_size
+    )
     await producer.start()
     try:
         for v in values:

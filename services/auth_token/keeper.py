@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from services.common.mkk.client import AuthResult
 from services.common.mkk.outcome import MkkTransportError
 from services.common.mkk.sender_reference import new_sender_reference
 from services.common.mkk.settings import MkkCredentials
-from services.common.mkk.token_cache import TokenCache
+from services.common.mkk.token_cache import CachedToken, TokenCache
 from services.common.mkk.token_claims import TokenClaimsError, decode_token_claims, warn_on_claims
 from services.common.mkk.token_crypto import TokenCipher
 from services.common.observability.logging import get_logger
@@ -66,8 +67,10 @@ class Keeper:
     renew_fraction: float = 50 / 60  # renew at 50 of 60 minutes
     max_unconfirmed: int = 2
     retry_s: float = 5.0
+    republish_every_s: float = 2.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _unavailable_sent_for: str | None = None
+    _republished_at: float = -1e9
 
     @property
     def member(self) -> str:
@@ -106,6 +109,10 @@ class Keeper:
         async with self._lock:
             tok = self.cache.current(self.member, self.sender)
             if tok is not None and tok.jti != rejected_jti and not self.renewal_due():
+                if reason == "missing":
+                    # Someone read the token topic and found nothing: the topic lost it
+                    # (a broker restart). Publish the live token again; no new /v1/auth.
+                    return await self._republish(tok)
                 return "live"
             return await self._authenticate(reason)
 
@@ -158,6 +165,15 @@ class Keeper:
         await self.attempts.not_checked(self.member, self.sender)
         raise RetryLater(f"auth {out.code}: {out.description}", self.retry_s)
 
+    async def _republish(self, tok: CachedToken) -> str:
+        now = time.monotonic()
+        if now - self._republished_at < self.republish_every_s:
+            return "live"
+        self._republished_at = now
+        await self._publish_token(tok.token, tok.jti, tok.issued_at, tok.expires_at)
+        log.info("live mkk token published again", member=self.member, sender=self.sender)
+        return "republished"
+
     async def _issue(self, token: str) -> None:
         try:
             claims = decode_token_claims(token)
@@ -165,13 +181,19 @@ class Keeper:
             raise RetryLater(f"token unreadable: {exc}", self.retry_s) from None
         warn_on_claims(claims, log)  # §3.2.6 claim.reason: IP not defined
         jti = claims.jti or new_sender_reference("JTI")
+        await self._publish_token(token, jti, datetime.now(UTC), claims.expires_at)
+        self._republished_at = time.monotonic()  # just published: nobody can miss it yet
+
+    async def _publish_token(
+        self, token: str, jti: str, issued_at: datetime, expires_at: datetime
+    ) -> None:
         nonce, ct = self.cipher.encrypt(token, self.member, self.sender, jti)
         event = TokenIssued(
             member=self.member,
             sender=self.sender,
             jti=jti,
-            issued_at=datetime.now(UTC),
-            expires_at=claims.expires_at,
+            issued_at=issued_at,
+            expires_at=expires_at,
             key_id=self.cipher.key_id,
             nonce_b64=nonce,
             ciphertext_b64=ct,

@@ -25,6 +25,8 @@ def show_cmd(
             f"{d.partition}:{d.offset}  {d.headers.get('x-dlq-service', '?')}  "
             f"{d.headers.get('x-dlq-error-type', '?')}  {d.reason}"
         )
+        if d.is_reference:
+            typer.echo(f"    {d.reference_note()}")
     typer.echo(f"{len(letters)} dead letter(s) in {topic}.dlq")
 
 
@@ -37,5 +39,12 @@ def replay_cmd(
     from services.common.kafka.dlq import replay
 
     settings = load_settings(BaseServiceSettings)
-    n = asyncio.run(replay(settings.kafka, topic, limit=limit))
+    skipped: list[str] = []
+    n = asyncio.run(
+        replay(
+            settings.kafka, topic, limit=limit, on_skip=lambda d: skipped.append(d.reference_note())
+        )
+    )
+    for note in skipped:
+        typer.echo(f"not replayed (too large to copy; the original stays at its offset): {note}")
     typer.echo(f"replayed {n} message(s) from {topic}.dlq")

@@ -20,9 +20,11 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from starlette.routing import BaseRoute
 
-from services.common.kafka.broker import attach_delivery, make_broker
+from services.common.kafka.broker import attach_delivery, make_broker, set_idempotence
+from services.common.kafka.capabilities import detect
 from services.common.kafka.consumer_lag import lag_loop
 from services.common.kafka.delivery import Delivery, DeliveryPolicy
+from services.common.kafka.own_topics import OwnTopics
 from services.common.kafka.retry_tiers import Backoff
 from services.common.observability.health import Check, health_app
 from services.common.observability.logging import get_logger
@@ -72,13 +74,49 @@ class Service:
         return problems
 
     async def start(self) -> None:
+        kafka = self.settings.kafka
+        idempotent = await detect(kafka)
+        set_idempotence(self.broker, idempotent)
+        own = OwnTopics(kafka, self.name, self.group, self.topics())
+        await own.ensure(force=True)
+
+        async def on_trouble(_: BaseException) -> None:
+            await own.ensure()  # an unknown topic after a broker restart: make it again
+
+        self.delivery.on_trouble = on_trouble
         for hook in self.on_start:
             await hook()
         await self.broker.start()
         self._tasks.append(
             asyncio.create_task(lag_loop(self.consumers, self.name, self.group), name="lag")
         )
-        log.info("service started", group=self.group, topics=self.topics())
+        self._tasks.append(asyncio.create_task(self._watch(own), name="watch"))
+        log.info(
+            "service started",
+            group=self.group,
+            topics=self.topics(),
+            idempotent_producer=idempotent,
+        )
+
+    async def consumer_problems(self) -> None:
+        """Readiness: commits and settles succeed, and no partition with lag is stuck."""
+        problems = await self.delivery.progress.problems(self.consumers())
+        if problems:
+            raise RuntimeError("; ".join(problems[:5]))
+
+    async def _watch(self, own: OwnTopics) -> None:
+        """Time the progress of every partition, and re-make lost topics, in the background."""
+        every = min(5.0, self.settings.kafka.stall_after_s / 4)
+        ticks = 0
+        while True:
+            await asyncio.sleep(every)
+            ticks += 1
+            try:
+                await self.delivery.progress.stuck(self.consumers())
+                if ticks % max(1, int(30 / every)) == 0:
+                    await own.ensure()
+            except Exception as exc:  # watching must never stop a service
+                log.debug("watch failed", error=str(exc))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -115,14 +153,15 @@ def new_service(
         backoff=backoff or Backoff(),
         default_max_attempts=default_max_attempts,
         max_attempts=max_attempts or {},
+        max_record_bytes=settings.kafka.max_record_bytes,
     )
-    delivery = attach_delivery(broker, policy)
+    delivery = attach_delivery(broker, policy, stall_after_s=settings.kafka.stall_after_s)
 
     async def broker_ping() -> None:
         if not await broker.ping(timeout=2.0):
             raise ConnectionError("broker did not answer")
 
-    return Service(
+    service = Service(
         name=name,
         settings=settings,
         broker=broker,
@@ -130,6 +169,8 @@ def new_service(
         description=description,
         readiness={"kafka": broker_ping},
     )
+    service.readiness["consumers"] = service.consumer_problems
+    return service
 
 
 class _Server(uvicorn.Server):

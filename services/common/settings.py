@@ -50,7 +50,24 @@ class KafkaSettings(BaseModel):
     retry_tiers_s: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 60.0, 300.0])
     # Topic creation by `kopru broker` / `kopru topics create`.
     replication_factor: int = Field(default=1, ge=1)
+    # Each service ensures the topics it reads and writes (its retry tiers and DLQs from
+    # its own retry_tiers_s) at start and after an unknown-topic error. Off where an
+    # operator (Strimzi KafkaTopics) owns the topics and services may not create them.
     create_topics: bool = True
+    # The largest record kopru writes (real Kafka refuses over message.max.bytes, 1 MB
+    # by default): a bigger dead letter becomes a reference to the original.
+    max_record_bytes: int = Field(default=1_000_000, ge=10_000)
+    # Memory per fetch: per partition and per fetch response (a record bigger than
+    # the per-partition limit still arrives alone: KIP-74).
+    max_partition_fetch_bytes: int = Field(default=1_048_576, ge=1024)
+    fetch_max_bytes: int = Field(default=16 * 1_048_576, ge=1024)
+    # How soon a topic re-created after a broker restart is seen by the consumers.
+    metadata_max_age_ms: int = Field(default=30_000, ge=1_000)
+    # Idempotent producers (acks=all, no duplicates on retried produce requests).
+    # Unset: detected at start (Apache Kafka yes, the embedded local broker no).
+    idempotent_producer: bool | None = None
+    # /readyz answers 503 when a partition has lag and made no progress this long.
+    stall_after_s: float = Field(default=120.0, gt=0)
 
     @field_validator("retry_tiers_s")
     @classmethod

@@ -134,3 +134,22 @@ async def test_token_is_published_encrypted_and_renewed_at_50_minutes(tmp_path: 
 def test_password_age_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     k = _keeper(tmp_path, FakeMkk("x"), MemoryStateStore(), [])
     assert k.warn_password_age(date.today()) == 15
+
+
+async def test_a_missing_token_is_published_again_without_a_new_auth(tmp_path: Path) -> None:
+    """After a broker restart the token topic is empty while auth-token still holds a
+    live token: a service that asks because it found none gets the same token again,
+    and MKK sees no second /v1/auth (one token per life)."""
+    (tmp_path / "pw").write_text("Demo991!")
+    mkk, store, published = FakeMkk("Demo991!"), MemoryStateStore(), []
+    k = _keeper(tmp_path, mkk, store, published)
+    assert await k.ensure("missing") == "issued"
+    assert await k.ensure("missing") == "live"  # just published: nobody can miss it yet
+    k.republish_every_s = 0.0
+    assert await k.ensure("expired") == "live"  # not due: "expired" is no reason to resend
+    assert await k.ensure("missing") == "republished"
+    assert len(mkk.calls) == 1
+    first, again = published
+    assert isinstance(again, TokenIssued)
+    assert (again.jti, again.expires_at) == (first.jti, first.expires_at)
+    assert again.nonce_b64 != first.nonce_b64  # encrypted afresh, never a reused nonce

@@ -1,7 +1,8 @@
 """The FastStream Kafka broker of a service, built from settings, and event publishing.
 
 Nothing here knows which broker it talks to: the local one or a real cluster are the
-same bootstrap servers setting. Producers wait for all in-sync replicas (acks=all);
+same bootstrap servers setting. Producers wait for all in-sync replicas (acks=all) and
+are idempotent where the cluster supports it (capabilities.py decides at start);
 consumers never auto-commit (delivery.py commits after the effect is durable) and
 start from the earliest offset of a partition they have never committed.
 """
@@ -17,7 +18,9 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from schemas.events import Event, TopicSpec
 from services.common.kafka import headers as H
+from services.common.kafka.clients import idempotence
 from services.common.kafka.delivery import Delivery, DeliveryPolicy
+from services.common.kafka.progress import ConsumerProgress
 from services.common.kafka.retry_tiers import retry_topics
 from services.common.observability.logging import get_logger
 from services.common.settings import KafkaSettings
@@ -27,6 +30,14 @@ log = get_logger(__name__)
 # Real Kafka refuses messages over message.max.bytes (1 MB by default); the local
 # broker does not, so kopru checks before sending (ARCHITECTURE, local broker limits).
 MAX_EVENT_BYTES = 1_000_000
+
+
+def set_idempotence(broker: KafkaBroker, on: bool) -> None:
+    """Switch the broker's producer before it connects (FastStream keeps the producer's
+    keyword arguments in `_connection_kwargs` until `start()` builds it)."""
+    kwargs = getattr(broker, "_connection_kwargs", None)
+    if isinstance(kwargs, dict):
+        kwargs["enable_idempotence"] = on
 
 
 class EventTooLarge(ValueError):
@@ -53,8 +64,11 @@ def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> Ka
         settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{client_id}",
         acks="all",
-        enable_idempotence=False,  # the local broker cannot InitProducerId
+        # Decided again at start (Service.start → capabilities.detect) when unset.
+        enable_idempotence=idempotence(settings),
         request_timeout_ms=settings.request_timeout_ms,
+        metadata_max_age_ms=settings.metadata_max_age_ms,
+        max_request_size=max(1_048_576, settings.max_record_bytes + 64 * 1024),
         security=_security(settings),
         logger=None,
         **kwargs,
@@ -71,6 +85,8 @@ def consumer_options(settings: KafkaSettings, group: str) -> dict[str, Any]:
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_interval_ms": settings.max_poll_interval_ms,
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "max_partition_fetch_bytes": settings.max_partition_fetch_bytes,
+        "fetch_max_bytes": settings.fetch_max_bytes,
     }
 
 
@@ -79,11 +95,13 @@ def subscribed_topics(topic: str, settings: KafkaSettings, group: str) -> list[s
     return [topic, *retry_topics(topic, group, settings.retry_tiers_s)]
 
 
-def attach_delivery(broker: KafkaBroker, policy: DeliveryPolicy) -> Delivery:
+def attach_delivery(
+    broker: KafkaBroker, policy: DeliveryPolicy, *, stall_after_s: float = 120.0
+) -> Delivery:
     async def publish(value: bytes, topic: str, key: bytes | None, hdrs: dict[str, str]) -> None:
         await broker.publish(value, topic=topic, key=key, headers=hdrs)
 
-    delivery = Delivery(policy, publish)
+    delivery = Delivery(policy, publish, ConsumerProgress(stall_after_s=stall_after_s))
     broker.add_middleware(delivery.middleware())
     return delivery
 

@@ -29,9 +29,24 @@ def connection_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     return kw
 
 
+# Whether the cluster behind a bootstrap string supports the idempotent producer, as
+# found by capabilities.detect() at service start.
+DETECTED_IDEMPOTENCE: dict[str, bool] = {}
+
+
+def idempotence(settings: KafkaSettings) -> bool:
+    """Whether producers for these settings should be idempotent."""
+    if settings.idempotent_producer is not None:
+        return settings.idempotent_producer
+    return DETECTED_IDEMPOTENCE.get(settings.bootstrap_servers, False)
+
+
 def new_producer(settings: KafkaSettings, **kw: Any) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas (acks=all) unless told otherwise."""
+    """A producer that waits for all in-sync replicas (acks=all), idempotent where the
+    cluster supports it (capabilities.py), unless told otherwise."""
     kw.setdefault("acks", "all")
+    kw.setdefault("enable_idempotence", idempotence(settings))
+    kw.setdefault("metadata_max_age_ms", settings.metadata_max_age_ms)
     return AIOKafkaProducer(**connection_kwargs(settings), **kw)
 
 
@@ -40,4 +55,7 @@ def new_consumer(settings: KafkaSettings, *topics: str, **kw: Any) -> AIOKafkaCo
     kw.setdefault("enable_auto_commit", False)
     kw.setdefault("auto_offset_reset", "earliest")
     kw.setdefault("fetch_max_wait_ms", settings.fetch_max_wait_ms)
+    kw.setdefault("max_partition_fetch_bytes", settings.max_partition_fetch_bytes)
+    kw.setdefault("fetch_max_bytes", settings.fetch_max_bytes)
+    kw.setdefault("metadata_max_age_ms", settings.metadata_max_age_ms)
     return AIOKafkaConsumer(*topics, **connection_kwargs(settings), **kw)

@@ -11,8 +11,13 @@ handler ran (subscribers use `AckPolicy.MANUAL`; FastStream never commits by its
 - validation error, `InvalidMessage` or any other exception: the original bytes go to
   `<original topic>.dlq` with headers naming the reason, error type, service, group and
   original topic/partition/offset; then the record is committed. The service goes on.
-- if publishing that retry or dead letter fails, nothing is committed and the
-  partition is rewound to the record, so nothing is lost.
+- a record too large to be copied whole (over `max_record_bytes`, or refused by the
+  broker or the producer for its size) becomes a dead letter that *refers* to the
+  original: reason, topic/partition/offset, size, SHA-256 and a prefix (oversize.py).
+  No record can block its partition;
+- if publishing that retry or dead letter fails otherwise (the broker is away), nothing
+  is committed and the partition is rewound to the record, so nothing is lost; the
+  failure shows on /readyz (progress.py) until a commit succeeds again.
 
 A record read from a retry topic before its due time is not handled: its partition is
 rewound to it and paused until the due time, and resumed by a timer. Other partitions
@@ -36,6 +41,8 @@ from pydantic import ValidationError
 
 from services.common.errors import InvalidMessage, RetryLater, Shutdown
 from services.common.kafka import headers as H
+from services.common.kafka.oversize import DEFAULT_MAX_RECORD_BYTES, fits, reference, too_large
+from services.common.kafka.progress import ConsumerProgress
 from services.common.kafka.retry_tiers import Backoff, pick_tier, retry_topic
 from services.common.observability.logging import bind_correlation_id, get_logger
 from services.common.observability.metrics import (
@@ -48,6 +55,7 @@ from services.common.observability.metrics import (
 log = get_logger(__name__)
 
 Publish = Callable[[bytes, str, bytes | None, dict[str, str]], Awaitable[None]]
+Trouble = Callable[[BaseException], Awaitable[None]]
 
 
 @dataclass
@@ -61,6 +69,7 @@ class DeliveryPolicy:
     backoff: Backoff = field(default_factory=Backoff)
     default_max_attempts: int = 8
     max_attempts: dict[str, int | None] = field(default_factory=dict)
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
     def limit_for(self, topic: str) -> int | None:
         return self.max_attempts.get(topic, self.default_max_attempts)
@@ -107,10 +116,19 @@ class _PauseBook:
 class Delivery:
     """Shared state of the middleware for one service: its policy and its publisher."""
 
-    def __init__(self, policy: DeliveryPolicy, publish: Publish) -> None:
+    def __init__(
+        self,
+        policy: DeliveryPolicy,
+        publish: Publish,
+        progress: ConsumerProgress | None = None,
+    ) -> None:
         self.policy = policy
         self.publish = publish
         self.pauses = _PauseBook()
+        self.progress = progress or ConsumerProgress()
+        # Called when a publish or commit fails (e.g. to re-create lost topics).
+        self.on_trouble: Trouble | None = None
+        self._rewinds = 0
 
     def middleware(self) -> Callable[..., BaseMiddleware]:
         delivery = self
@@ -177,13 +195,37 @@ class Delivery:
                 offset=record.offset,
                 error=_reason(publish_error),
             )
+            self.progress.settle_failed(publish_error)
+            await self._trouble(publish_error)
             if consumer is not None:
                 consumer.seek(tp, record.offset)
-            await asyncio.sleep(1.0)
+            self._rewinds += 1
+            await asyncio.sleep(min(5.0, 0.5 * self._rewinds))
             return
+        self._rewinds = 0
         MESSAGES.labels(self.policy.service, original_topic, outcome).inc()
         if consumer is not None:
-            await consumer.commit({tp: record.offset + 1})
+            await self._commit(consumer, tp, record.offset + 1)
+
+    async def _commit(self, consumer: Any, tp: TopicPartition, offset: int) -> None:
+        try:
+            await consumer.commit({tp: offset})
+        except Exception as exc:
+            # Not fatal: the record is handled (its effects are durable and idempotent);
+            # it is read again after a rebalance or restart. Readiness says so meanwhile.
+            log.warning("commit failed", partition=str(tp), offset=offset, error=_reason(exc))
+            self.progress.commit_failed(exc)
+            await self._trouble(exc)
+            return
+        self.progress.commit_ok(tp, offset)
+
+    async def _trouble(self, exc: BaseException) -> None:
+        if self.on_trouble is None:
+            return
+        try:
+            await self.on_trouble(exc)
+        except Exception as hook_error:
+            log.warning("trouble hook failed", error=_reason(hook_error))
 
     async def _retry(
         self, record: Any, hdrs: dict[str, str], original_topic: str, exc: RetryLater
@@ -210,7 +252,19 @@ class Delivery:
         out[H.DUE_AT_MS] = str(now_ms + int(delay * 1000))
         out[H.RETRY_REASON] = exc.reason[:500]
         target = retry_topic(original_topic, self.policy.group, tier)
-        await self.publish(record.value or b"", target, record.key, out)
+        value = record.value or b""
+        if not fits(value, record.key, out, self.policy.max_record_bytes):
+            await self._dead_letter(
+                record, hdrs, original_topic, RuntimeError(f"too large to retry: {exc.reason}")
+            )
+            return "dead_letter"
+        try:
+            await self.publish(value, target, record.key, out)
+        except Exception as publish_error:
+            if not too_large(publish_error):
+                raise
+            await self._dead_letter(record, hdrs, original_topic, publish_error)
+            return "dead_letter"
         RETRIES.labels(self.policy.service, original_topic, target.rsplit(".", 1)[-1]).inc()
         log.info("retry scheduled", attempt=attempt, delay_s=round(delay, 3), reason=exc.reason)
         return "retry"
@@ -232,7 +286,7 @@ class Delivery:
                 H.DLQ_FAILED_AT: str(int(time.time() * 1000)),
             }
         )
-        await self.publish(record.value or b"", original_topic + ".dlq", record.key, out)
+        await self._publish_dead_letter(record, original_topic + ".dlq", out)
         DEAD_LETTERS.labels(self.policy.service, original_topic, type(exc).__name__).inc()
         expected = isinstance(exc, ValidationError | InvalidMessage)
         (log.warning if expected else log.error)(
@@ -240,4 +294,28 @@ class Delivery:
             reason=_reason(exc),
             error_type=type(exc).__name__,
             exc_info=None if expected else exc,
+        )
+
+    async def _publish_dead_letter(self, record: Any, dlq: str, hdrs: dict[str, str]) -> None:
+        """The original whole when it fits, else a reference to it (oversize.py)."""
+        value: bytes = record.value or b""
+        limit = self.policy.max_record_bytes
+        why = f"{len(value)} bytes is over the {limit}-byte record limit"
+        if fits(value, record.key, hdrs, limit):
+            try:
+                await self.publish(value, dlq, record.key, hdrs)
+                return
+            except Exception as exc:
+                if not too_large(exc):
+                    raise
+                why = f"the broker refused the copy: {type(exc).__name__}"
+        prefix, ref_headers = reference(value, hdrs, limit, why)
+        key = record.key if record.key is None or len(record.key) <= 4096 else record.key[:4096]
+        await self.publish(prefix, dlq, key, ref_headers)
+        log.warning(
+            "dead letter is a reference to the original record",
+            size=len(value),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
         )

@@ -11,7 +11,7 @@ stopped halfway and run again never republishes what it already did.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,22 @@ class DeadLetter:
     @property
     def original_topic(self) -> str:
         return self.headers.get(H.DLQ_ORIGINAL_TOPIC, "")
+
+    @property
+    def is_reference(self) -> bool:
+        """The entry carries only a prefix of a record too large to copy (oversize.py)."""
+        return self.headers.get(H.DLQ_REFERENCE) == "true"
+
+    def reference_note(self) -> str:
+        """Where the original is, for an entry that refers to it."""
+        h = self.headers
+        return (
+            f"reference to {h.get(H.DLQ_ORIGINAL_TOPIC, '?')}"
+            f"[{h.get(H.DLQ_ORIGINAL_PARTITION, '?')}]@{h.get(H.DLQ_ORIGINAL_OFFSET, '?')}: "
+            f"{h.get(H.DLQ_ORIGINAL_SIZE, '?')} bytes, sha256 {h.get(H.DLQ_ORIGINAL_SHA256, '?')}, "
+            f"first {h.get(H.DLQ_VALUE_PREFIX_BYTES, '0')} bytes kept "
+            f"({h.get(H.DLQ_REFERENCE_WHY, '')})"
+        )
 
 
 def _consumer(settings: KafkaSettings, group: str | None) -> AIOKafkaConsumer:
@@ -96,9 +112,17 @@ async def show(settings: KafkaSettings, topic: str, *, idle_s: float = 1.5) -> l
 
 
 async def replay(
-    settings: KafkaSettings, topic: str, *, limit: int | None = None, idle_s: float = 1.5
+    settings: KafkaSettings,
+    topic: str,
+    *,
+    limit: int | None = None,
+    idle_s: float = 1.5,
+    on_skip: Callable[[DeadLetter], None] | None = None,
 ) -> int:
-    """Republish dead letters of `topic` not replayed before; return how many."""
+    """Republish dead letters of `topic` not replayed before; return how many.
+
+    A reference entry is never replayed (it holds only a prefix of the original): it is
+    passed to `on_skip` and the replay moves past it."""
     consumer = _consumer(settings, REPLAY_GROUP)
     producer = new_producer(settings)
     await consumer.start()
@@ -107,6 +131,11 @@ async def replay(
     try:
         async for tp, r in _read(consumer, topic + ".dlq", from_committed=True, idle_s=idle_s):
             letter = _letter(r)
+            if letter.is_reference:
+                if on_skip is not None:
+                    on_skip(letter)
+                await consumer.commit({tp: r.offset + 1})
+                continue
             target = letter.original_topic or topic
             hdrs = [(k, v) for k, v in letter.raw_headers if not k.startswith("x-dlq-")]
             hdrs.append((REPLAYED_FROM, f"{tp.topic}:{r.partition}:{r.offset}".encode()))

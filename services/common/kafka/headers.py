@@ -26,6 +26,12 @@ DLQ_ORIGINAL_PARTITION = "x-dlq-original-partition"
 DLQ_ORIGINAL_OFFSET = "x-dlq-original-offset"
 DLQ_ATTEMPTS = "x-dlq-attempts"
 DLQ_FAILED_AT = "x-dlq-failed-at"
+# A dead letter that could not carry the original whole (oversize.py): it refers to it.
+DLQ_REFERENCE = "x-dlq-reference"
+DLQ_REFERENCE_WHY = "x-dlq-reference-why"
+DLQ_ORIGINAL_SIZE = "x-dlq-original-size"
+DLQ_ORIGINAL_SHA256 = "x-dlq-original-sha256"
+DLQ_VALUE_PREFIX_BYTES = "x-dlq-value-prefix-bytes"
 
 KOPRU_INTERNAL = (
     ATTEMPT,

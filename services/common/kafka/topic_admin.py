@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from schemas.events import CATALOGUE, TopicSpec
+from services.common.kafka.clients import connection_kwargs
 from services.common.kafka.retry_tiers import retry_topics
 from services.common.settings import KafkaSettings
 
@@ -40,9 +41,8 @@ async def create_topics(
 ) -> list[str]:
     """Create what is missing; return the names created. Existing topics are left alone."""
     topics = topics if topics is not None else plan(settings)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000
-    )
+    topics = list({t.name: t for t in topics}.values())
+    admin = AIOKafkaAdminClient(**{**connection_kwargs(settings), "request_timeout_ms": 10_000})
     await admin.start()
     try:
         existing = set(await admin.list_topics())

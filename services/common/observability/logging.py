@@ -32,7 +32,11 @@ def redact_processor(
 
 def _renderer(fmt: str, stream: TextIO) -> Any:
     if fmt == "console" or (fmt == "auto" and stream.isatty()):
-        return structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Plain tracebacks: a "pretty" one prints every frame's locals, which may hold
+        # secrets or a multi-megabyte record (minutes of rendering).
+        return structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     return structlog.processors.JSONRenderer(sort_keys=False)
 
 
