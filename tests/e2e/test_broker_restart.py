@@ -1,0 +1,97 @@
+"""The report pipeline rides out a broker restart without restarting a service (#11).
+
+The issue's case on the memory-only local broker: non-default retry tiers
+([0.5, 1, 2, 5] s), the broker SIGKILLed and started again empty, `kopru broker`'s
+catalogue created again (default tiers only), a status-poller restarted afterwards
+(it finds the token topic empty and asks auth-token, which still holds a live token).
+Before the fix: status-poller's own 500 ms retry topic was gone (commits failing),
+auth-token never answered, the restarted poller waited forever, and every /readyz said
+ready. After: new requests complete, one /v1/auth for the whole run, all ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from schemas.events import (
+    REPORTS_COMPLETED,
+    REPORTS_FAILED,
+    REPORTS_ROWS,
+    REPORTS_SUBMITTED,
+    ReportCompleted,
+)
+from services.common.kafka.local_broker import LocalBroker
+from services.common.kafka.topic_admin import create_topics
+from services.common.settings import KafkaSettings
+from tests.e2e.conftest import ReportSystem, Watcher, report_request
+
+pytestmark = pytest.mark.e2e
+
+
+async def _readiness(system: ReportSystem) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for svc in system.services:
+        for name, check in svc.readiness.items():
+            try:
+                await asyncio.wait_for(check(), 3.0)
+            except Exception as exc:
+                out.setdefault(svc.name, {})[name] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+async def test_broker_restart_is_ridden_out_and_token_requests_are_answered(
+    report_system: ReportSystem, report_broker: LocalBroker
+) -> None:
+    await report_system.start()
+    first = [report_request(i, prefix="before") for i in range(3)]
+    await report_system.publish(first)
+    assert report_system.watcher is not None
+    await report_system.watcher.wait_terminal([r.request_id for r in first], 90)
+
+    # SIGKILL the broker; start it again on the same address: every topic is gone.
+    assert report_broker.proc is not None
+    report_broker.proc.kill()
+    report_broker.proc.wait()
+    report_broker.proc = None
+    await asyncio.sleep(1.0)
+    assert await _readiness(report_system), "ready while the broker is down"
+    report_broker.start()
+    await report_broker.wait_ready()
+    # What `kopru broker` does at start: the catalogue with the *default* retry tiers.
+    await create_topics(
+        KafkaSettings(bootstrap_servers=report_broker.bootstrap_servers), with_config=False
+    )
+    await report_system.watcher.stop()
+    report_system.watcher = Watcher(
+        report_broker.bootstrap_servers,
+        [REPORTS_COMPLETED.name, REPORTS_FAILED.name, REPORTS_ROWS.name, REPORTS_SUBMITTED.name],
+    )
+    await report_system.watcher.start()
+
+    # A status-poller restarted after the broker: its token cache starts empty.
+    poller = next(s for s in report_system.services if s.name == "status-poller")
+    await poller.stop()
+    report_system.services.remove(poller)
+    await report_system.start(names=("status-poller",))
+
+    second = [report_request(i, prefix="after") for i in range(4)]
+    await report_system.publish(second)
+    try:
+        done = await report_system.watcher.wait_terminal([r.request_id for r in second], 150)
+    except AssertionError as exc:
+        submitted = report_system.watcher.events[REPORTS_SUBMITTED.name]
+        seen = [e.request_id for e in submitted]  # type: ignore[attr-defined]
+        raise AssertionError(f"{exc}; submitted seen: {seen}") from None
+    for r in second:
+        [event] = done[r.request_id]
+        assert isinstance(event, ReportCompleted), event
+    # One token for the whole run: auth-token published its live token again.
+    assert len(report_system.mkk_requests("auth")) == 1
+
+    deadline = time.monotonic() + 60
+    while (failing := await _readiness(report_system)) and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+    assert failing == {}
