@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,7 +147,9 @@ def new_service(
     default_max_attempts: int = 8,
 ) -> Service:
     """A service with its broker and delivery policy; subscribers are added by the caller."""
-    broker = make_broker(settings.kafka, client_id=name, graceful_timeout=20.0)
+    # The message in flight may finish within three quarters of the stop deadline.
+    graceful_s = settings.lifecycle.shutdown_timeout_s * 0.75
+    broker = make_broker(settings.kafka, client_id=name, graceful_timeout=graceful_s)
     policy = DeliveryPolicy(
         service=name,
         group=name,
@@ -181,12 +185,45 @@ class _Server(uvicorn.Server):
         yield
 
 
+class StartupFailed(SystemExit):
+    """The service could not start: exit non-zero with one clear line, no traceback."""
+
+
+def _exit_soon(after_s: float, code: int) -> threading.Timer:
+    """A last resort that ends the process if a clean stop hangs (a stuck thread, a
+    broker that never answers): Kubernetes must not have to SIGKILL us."""
+
+    def bail() -> None:
+        log.error("stop did not finish in time; exiting", after_s=after_s)
+        os._exit(code)
+
+    timer = threading.Timer(after_s, bail)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 async def run_service(service: Service) -> None:
-    """Run until SIGTERM / SIGINT, with the HTTP side on settings.http."""
+    """Run until SIGTERM / SIGINT, with the HTTP side on settings.http.
+
+    Start-up has a deadline (`lifecycle.startup_timeout_s`): a broker that does not
+    answer fails start-up with a clear message and exit code 3. A signal during start-up
+    stops it. Stopping has a deadline too (`lifecycle.shutdown_timeout_s`, inside
+    Kubernetes' grace period); a second signal exits at once.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    life = service.settings.lifecycle
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second signal: exiting now")
+            os._exit(130)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
+    log.info("starting", service=service.name, startup_timeout_s=life.startup_timeout_s)
     http = service.settings.http
     server = _Server(
         uvicorn.Config(
@@ -200,12 +237,42 @@ async def run_service(service: Service) -> None:
             lifespan="off",
         )
     )
-    await service.start()
+    starting = asyncio.create_task(service.start(), name="start")
+    stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+    done, _ = await asyncio.wait(
+        {starting, stopping}, timeout=life.startup_timeout_s, return_when=asyncio.FIRST_COMPLETED
+    )
+    if starting not in done or starting.exception() is not None:
+        reason = (
+            "stopped by a signal during start-up"
+            if stopping in done
+            else f"not started within {life.startup_timeout_s:g} s "
+            f"(is the broker at {service.settings.kafka.bootstrap_servers} answering?)"
+            if starting not in done
+            else f"{type(starting.exception()).__name__}: {starting.exception()}"
+        )
+        starting.cancel()
+        stopping.cancel()
+        timer = _exit_soon(life.shutdown_timeout_s, 3)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(service.stop(), life.shutdown_timeout_s)
+        timer.cancel()
+        if stopping in done:
+            log.info("start-up interrupted", reason=reason)
+            return
+        log.error("start-up failed", service=service.name, reason=reason)
+        raise StartupFailed(3)
     serving = asyncio.create_task(server.serve(), name="http")
     try:
-        await stop.wait()
+        await stopping
         log.info("shutdown requested")
     finally:
-        await service.stop()
+        timer = _exit_soon(life.shutdown_timeout_s + 2.0, 1)
+        try:
+            await asyncio.wait_for(service.stop(), life.shutdown_timeout_s)
+        except TimeoutError:
+            log.error("service stop timed out", after_s=life.shutdown_timeout_s)
         server.should_exit = True
-        await serving
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(serving, 5.0)
+        timer.cancel()

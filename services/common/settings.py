@@ -108,6 +108,15 @@ class HttpSettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class LifecycleSettings(BaseModel):
+    """Deadlines of a service's start and stop."""
+
+    # A broker (or database) that does not answer fails start-up after this long.
+    startup_timeout_s: float = Field(default=60.0, gt=0)
+    # Inside Kubernetes' terminationGracePeriodSeconds (30 s by default).
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
+
+
 class BaseServiceSettings(BaseSettings):
     """What every service shares. Each service subclasses this with its own sections."""
 
@@ -126,6 +135,7 @@ class BaseServiceSettings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     # Istanbul time for MKK service hours and BKM timestamps.
     timezone: str = "Europe/Istanbul"
 

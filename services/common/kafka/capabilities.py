@@ -10,8 +10,10 @@ the service (FastStream's and the plain aiokafka ones) follows the answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 
 from services.common.kafka.clients import DETECTED_IDEMPOTENCE, connection_kwargs
 from services.common.observability.logging import get_logger
@@ -30,7 +32,14 @@ async def detect(settings: KafkaSettings, timeout_s: float = 10.0) -> bool:
     try:
         await asyncio.wait_for(producer.start(), timeout_s)  # sends InitProducerId
         supported = True
-    except Exception as exc:
+    except (KafkaConnectionError, TimeoutError) as exc:
+        # No answer is no answer: decide nothing, start-up fails or is retried.
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        raise ConnectionError(
+            f"broker at {settings.bootstrap_servers} did not answer: {type(exc).__name__}"
+        ) from None
+    except Exception as exc:  # the broker answered, and refused InitProducerId
         log.info("idempotent producer not supported by this cluster", error=type(exc).__name__)
         supported = False
     finally:
