@@ -227,8 +227,9 @@ class BigRun:
     password: str
 
 
-async def _big_runs(tmp: Path, bootstrap: str, rows: int) -> list[BigRun]:
-    """One stack whose ledger has `rows` positions; a csv then a json report through it."""
+async def _big_runs(tmp: Path, bootstrap: str, rows: int, completed: int) -> list[BigRun]:
+    """One stack whose ledger has `rows` positions; a csv then a json report through it.
+    `completed`: completions already on the topic (from earlier runs on this broker)."""
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     stack = Stack(tmp, bootstrap, rows, batch=2000)
     runs: list[BigRun] = []
@@ -241,7 +242,7 @@ async def _big_runs(tmp: Path, bootstrap: str, rows: int) -> list[BigRun]:
             ev = ReportRequested(request_id=request_id, member="TIB", sender="TIB991",
                                  process_date=date(2025, 5, 5), file_type=file_type)  # fmt: skip
             await publish_request(kafka, ev)
-            done = await _completions(bootstrap, i + 1, 600)
+            done = await _completions(bootstrap, completed + i + 1, 600)
             c = next((d for d in done if d.request_id == request_id), None)
             if c is None:
                 raise RuntimeError(f"{file_type} report of {rows:,} rows did not complete")
@@ -264,8 +265,8 @@ async def part_big(tmp: Path) -> None:
         await create_topics(kafka, with_config=False)
         (tmp / "small").mkdir()
         (tmp / "large").mkdir()
-        small = await _big_runs(tmp / "small", broker.bootstrap_servers, small_rows)
-        large = await _big_runs(tmp / "large", broker.bootstrap_servers, ROWS)
+        small = await _big_runs(tmp / "small", broker.bootstrap_servers, small_rows, 0)
+        large = await _big_runs(tmp / "large", broker.bootstrap_servers, ROWS, len(small))
         for s, big in zip(small, large, strict=True):
             bare = await bare_script(
                 big.zip_path, big.password, broker.bootstrap_servers, big.file_type
