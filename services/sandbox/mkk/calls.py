@@ -115,7 +115,8 @@ def render(state: SandboxState, call: Call, result: Result) -> Response:
         payload = {"responseHeader": head, "response": {"responseCode": code}}
         payload["response"]["responseDesc"] = desc
         payload.update(result.extra)
-    return Response(jws.sign(payload, state.mkk_key), result.status, media_type="text/plain")
+    signed = jws.sign(payload, state.mkk_key, state.config.answer_alg)
+    return Response(signed, result.status, media_type="text/plain")
 
 
 def _schema_code(exc: ValidationError) -> str:

@@ -113,6 +113,8 @@ class SandboxConfig(_Section):
     mkk_key_size: Literal[2048, 3072, 4096] = 2048
     member_key_size: Literal[2048, 3072, 4096] = 4096  # §3.1: 4096
     first_message_id: int = Field(default=875_569_523, ge=1)
+    # How MKK signs its answers: §9.2 shows RS256; §3 allows "RSA SHA-256 or above".
+    answer_alg: Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"] = "RS256"
 
     @model_validator(mode="after")
     def _demo_member(self) -> SandboxConfig:
