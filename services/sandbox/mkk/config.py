@@ -95,7 +95,8 @@ class FaultConfig(_Section):
     # The connection drops after MKS processed the call ("after") or before ("before").
     drop_rate: float = Field(default=0.0, ge=0, le=1)
     drop_phase: Literal["before", "after"] = "after"
-    no_message_id_rate: float = Field(default=0.0, ge=0, le=1)  # answer without messageId
+    # An answer without messageId (OI031, HTTP 500): the message never reached MKS (§5.1.5).
+    no_message_id_rate: float = Field(default=0.0, ge=0, le=1)
     token_reject_rate: float = Field(default=0.0, ge=0, le=1)  # valid token refused (OI006)
     report_error_rate: float = Field(default=0.0, ge=0, le=1)  # report ends in RP025
 
