@@ -109,10 +109,10 @@ async def drive_requester(sandbox: Sandbox, requests: list[ReportRequested]) -> 
             head = RequestHeader(sender_reference=f"AUTH-{tokens[0]}-{time.time_ns()}",
                                  sender_member=member, sender=sender)  # fmt: skip
             try:
-                res = await client.auth(
-                    AuthRequest(request_header=head, username=sender,
-                                password=SecretStr(DEMO_PASSWORD))  # fmt: skip
+                auth = AuthRequest(
+                    request_header=head, username=sender, password=SecretStr(DEMO_PASSWORD)
                 )
+                res = await client.auth(auth)
             except MkkTransportError:
                 continue
             if res.token:
