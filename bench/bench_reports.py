@@ -4,17 +4,19 @@ through the whole pipeline next to the machine's RSA-4096 signing bound.
 Everything real: the local broker, the MKK sandbox and the four services as separate
 processes (`kopru run ...`), a SQLite store.
 
-Part 1, throughput of one big report (csv and json, 1M rows): rows/s from the start of the
-download to the last batch published (the content-fetcher's own durations in
-ReportCompleted) and the content-fetcher's peak RSS (VmHWM); next to a bare script on
-the same zip file: pyzipper + csv parser + a raw aiokafka producer (1000-row JSON
-batches), in this process. Ratio = kopru / bare.
+Part 1, throughput of one big report, csv and json (1M rows): rows/s from the start of
+the download to the last batch published (the content-fetcher's own durations in
+ReportCompleted) and the content-fetcher's peak RSS (VmHWM), also at 100k rows to show
+it flat; next to a bare script on the same zip file: pyzipper + csv / json + a raw
+aiokafka producer (1000-row JSON batches), in this process. Ratio = kopru / bare. Each
+report runs on a fresh broker and stack, the bare script on a fresh broker.
 
 Part 2, small reports through everything (request -> balance-report -> polls ->
 content -> rows -> completed): reports/s, next to the signing bound: RSA-4096 signs/s
 on all cores divided by the signed calls each report needed (from the sandbox log).
 
-Run: `python -m bench reports` (KOPRU_BENCH_REPORT_ROWS, KOPRU_BENCH_REPORTS to scale).
+Run: `python -m bench reports` (KOPRU_BENCH_REPORT_ROWS, KOPRU_BENCH_REPORTS to scale,
+KOPRU_BENCH_REPORT_PARTS=big or many for one part).
 """
 
 from __future__ import annotations
