@@ -203,13 +203,21 @@ JSON_ROW = re.compile(
 
 
 def json_fast_row(m: re.Match[str]) -> str | None:
-    """Row JSON from a JSON_ROW match, or None when the exact path must decide."""
-    g = m.groups()
-    values = (*(v or "" for v in g[:8]), g[8] or g[9])
-    try:
-        return _fast(values)
-    except ValueError:
-        return None
+    """Row JSON from a JSON_ROW match, or None when the exact path must decide (the
+    hot loop of a big json report, hence inlined)."""
+    d, member, account, sub, cls, mic, isin, add_def, quoted, number = m.groups()
+    iso = _dates.get(d)
+    if iso is None:
+        try:
+            iso = _iso_date(d)
+        except ValueError:
+            return None
+    return _ROW_TEMPLATE % (
+        iso, member, account,
+        f'"{sub}"' if sub else "null", f'"{cls}"' if cls else "null",
+        f'"{mic}"' if mic else "null", isin,
+        f'"{add_def}"' if add_def else "null", quoted or number,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
