@@ -4,17 +4,19 @@ through the whole pipeline next to the machine's RSA-4096 signing bound.
 Everything real: the local broker, the MKK sandbox and the four services as separate
 processes (`kopru run ...`), a SQLite store.
 
-Part 1, throughput of one big report (csv, 1M rows): rows/s from the start of the
-download to the last batch published (the content-fetcher's own durations in
-ReportCompleted) and the content-fetcher's peak RSS (VmHWM); next to a bare script on
-the same zip file: pyzipper + csv parser + a raw aiokafka producer (1000-row JSON
-batches), in this process. Ratio = kopru / bare.
+Part 1, throughput of one big report, csv and json (1M rows): rows/s from the start of
+the download to the last batch published (the content-fetcher's own durations in
+ReportCompleted) and the content-fetcher's peak RSS (VmHWM), also at 100k rows to show
+it flat; next to a bare script on the same zip file: pyzipper + csv / json + a raw
+aiokafka producer (1000-row JSON batches), in this process. Ratio = kopru / bare. Each
+report runs on a fresh broker and stack, the bare script on a fresh broker.
 
 Part 2, small reports through everything (request -> balance-report -> polls ->
 content -> rows -> completed): reports/s, next to the signing bound: RSA-4096 signs/s
 on all cores divided by the signed calls each report needed (from the sandbox log).
 
-Run: `python -m bench reports` (KOPRU_BENCH_REPORT_ROWS, KOPRU_BENCH_REPORTS to scale).
+Run: `python -m bench reports` (KOPRU_BENCH_REPORT_ROWS, KOPRU_BENCH_REPORTS to scale,
+KOPRU_BENCH_REPORT_PARTS=big or many for one part).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -149,8 +153,23 @@ async def _completions(bootstrap: str, n: int, timeout_s: float) -> list[ReportC
     return [ReportCompleted.model_validate_json(r.value) for r in recs]
 
 
-async def bare_script(path: Path, password: str, bootstrap: str) -> tuple[int, float]:
-    """pyzipper + csv + raw aiokafka producer, 1000-row JSON batches, on the same zip."""
+def _bare_rows_csv(text: io.TextIOWrapper) -> Iterator[dict[str, str]]:
+    reader = csv.reader(text)
+    header = next(reader)
+    for values in reader:
+        yield dict(zip(header, values, strict=True))
+
+
+def _bare_rows_json(text: io.TextIOWrapper) -> Iterator[dict[str, Any]]:
+    # The sandbox writes one row object per line: the simplest streaming reader there is.
+    for line in text:
+        line = line.strip().rstrip(",")
+        if line.startswith("{"):
+            yield json.loads(line)
+
+
+async def bare_script(path: Path, password: str, bootstrap: str, file_type: str) -> float:
+    """pyzipper + csv / json + raw aiokafka producer, 1000-row JSON batches: rows/s."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=1_000_000
     )
@@ -162,11 +181,11 @@ async def bare_script(path: Path, password: str, bootstrap: str) -> tuple[int, f
         zf.setpassword(password.encode())
         name = zf.namelist()[0]
         with zf.open(name) as raw:
-            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-            header = next(reader)
-            batch: list[dict[str, str]] = []
-            for values in reader:
-                batch.append(dict(zip(header, values, strict=True)))
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            source = _bare_rows_csv(text) if file_type == "csv" else _bare_rows_json(text)
+            batch: list[dict[str, Any]] = []
+            for row in source:
+                batch.append(row)
                 if len(batch) == 1000:
                     futs.append(await producer.send("bench.bare", json.dumps(batch).encode()))
                     rows += len(batch)
@@ -180,7 +199,7 @@ async def bare_script(path: Path, password: str, bootstrap: str) -> tuple[int, f
     await asyncio.gather(*futs)
     elapsed = time.perf_counter() - t0
     await producer.stop()
-    return rows, elapsed
+    return rows / elapsed
 
 
 def signing_rate(key_path: Path) -> float:
@@ -194,42 +213,65 @@ def signing_rate(key_path: Path) -> float:
     return n / (time.perf_counter() - t0)
 
 
-async def part_big(tmp: Path) -> None:
+@dataclass
+class BigRun:
+    file_type: str
+    rows: int
+    rate: float  # rows/s, download + decrypt/parse/publish, from ReportCompleted
+    peak_rss_mb: float
+    zip_mb: float
+    zip_path: Path
+    password: str
+
+
+async def _big_run(tmp: Path, rows: int, file_type: str) -> BigRun:
+    """One report of `rows` rows through a fresh broker and a fresh stack."""
+    tmp.mkdir(parents=True)
     async with LocalBroker() as broker:
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         await create_topics(kafka, with_config=False)
-        stack = Stack(tmp, broker.bootstrap_servers, ROWS, batch=2000)
+        stack = Stack(tmp, broker.bootstrap_servers, rows, batch=2000)
         try:
             await stack.start()
-            ev = ReportRequested(request_id="big-1", member="TIB", sender="TIB991",
-                                 process_date=date(2025, 5, 5), file_type="csv")  # fmt: skip
-            t0 = time.perf_counter()
+            request_id = f"big-{rows}-{file_type}"
+            ev = ReportRequested(request_id=request_id, member="TIB", sender="TIB991",
+                                 process_date=date(2025, 5, 5), file_type=file_type)  # fmt: skip
             await publish_request(kafka, ev)
             done = await _completions(broker.bootstrap_servers, 1, 600)
-            total = time.perf_counter() - t0
-            fetcher_pid = stack.procs["content-fetcher"].pid
-            rss = _peak_rss_mb(fetcher_pid)
             if not done:
-                print("  big report did not complete")
-                return
+                raise RuntimeError(f"{file_type} report of {rows:,} rows did not complete")
             c = done[0]
             work = c.durations_s["download"] + c.durations_s["publish"]
-            rate = c.total_rows / work
             zips = list((tmp / "sandbox" / "reports").glob(f"{c.ref_id}/*.zip"))
-            pw = zip_password(ZIP_KEY, "TIB", "big-1")
-            bare_rows, bare_s = await bare_script(zips[0], pw, broker.bootstrap_servers)
-            bare_rate = bare_rows / bare_s
-            print(f"  1 report, {c.total_rows:,} rows csv, zip {c.files[0].zip_bytes / 1e6:.1f} MB")
-            print(f"  request to completion: {total:.1f} s (MKK preparing: "
-                  f"{c.durations_s['mkk_prepare']:.1f} s)")  # fmt: skip
-            print(f"  kopru content-fetcher: download {c.durations_s['download']:.2f} s + "
-                  f"decrypt/parse/publish {c.durations_s['publish']:.2f} s = {rate:,.0f} rows/s; "
-                  f"peak RSS {rss:.0f} MB")  # fmt: skip
-            print(f"  bare script (pyzipper + csv + raw aiokafka, same zip): "
-                  f"{bare_rate:,.0f} rows/s")  # fmt: skip
-            print(f"  ratio kopru / bare: {rate / bare_rate:.2f}")
+            return BigRun(file_type, c.total_rows, c.total_rows / work,
+                          _peak_rss_mb(stack.procs["content-fetcher"].pid),
+                          c.files[0].zip_bytes / 1e6, zips[0],
+                          zip_password(ZIP_KEY, "TIB", request_id))  # fmt: skip
         finally:
             stack.stop()
+
+
+async def part_big(tmp: Path) -> None:
+    """Each report on a fresh broker and stack; the bare script on a fresh broker too
+    (a broker holding earlier runs' rows is slower to write to)."""
+    small_rows = max(1, ROWS // 10)
+    for file_type in ("csv", "json"):
+        small = await _big_run(tmp / f"small-{file_type}", small_rows, file_type)
+        big = await _big_run(tmp / f"large-{file_type}", ROWS, file_type)
+        async with LocalBroker() as broker:
+            bare = await bare_script(
+                big.zip_path, big.password, broker.bootstrap_servers, big.file_type
+            )
+        print(f"  {big.file_type:4} {big.rows:,} rows (zip {big.zip_mb:.1f} MB): "
+              f"content-fetcher {big.rate:,.0f} rows/s, bare script {bare:,.0f} rows/s, "
+              f"ratio {big.rate / bare:.2f} (target >= 0.80); "
+              f"peak RSS {big.peak_rss_mb:.0f} MB "
+              f"(target <= 60), {small.rows:,} rows {small.peak_rss_mb:.0f} MB, "
+              f"RSS ratio {big.peak_rss_mb / small.peak_rss_mb:.2f} (target <= 1.20)",
+              flush=True)  # fmt: skip
+    load = os.getloadavg()
+    print(f"  load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+          f"on {len(os.sched_getaffinity(0))} cores")  # fmt: skip
 
 
 async def _publish_many(bootstrap: str, reqs: list[ReportRequested]) -> None:
@@ -278,14 +320,21 @@ async def part_many(tmp: Path) -> None:
           f"{(len(done) / elapsed) / (rate / per_report):.0%} of it")  # fmt: skip
 
 
+PARTS = os.environ.get("KOPRU_BENCH_REPORT_PARTS", "many,big").split(",")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kopru-bench-") as d:
         (Path(d) / "many").mkdir()
         (Path(d) / "big").mkdir()
-        print("-- reports/s through the whole pipeline --", flush=True)
-        asyncio.run(part_many(Path(d) / "many"))
-        print(f"-- one {ROWS:,}-row report --", flush=True)
-        asyncio.run(part_big(Path(d) / "big"))
+        if "many" in PARTS:
+            print("-- reports/s through the whole pipeline --", flush=True)
+            asyncio.run(part_many(Path(d) / "many"))
+        if "big" in PARTS:
+            print(f"-- one {ROWS:,}-row report, csv and json, next to a bare script "
+                  "(baseline 2026-11-29, csv: 78,279 rows/s, ratio 0.32, 97 MB) --",
+                  flush=True)  # fmt: skip
+            asyncio.run(part_big(Path(d) / "big"))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 decrypted as a stream, published as row batches, then ONE ReportCompleted.
 
 - Per file: download to a temporary file (size limit, SHA-256), read the zip entry
-  through pyzipper's decrypting stream (plaintext never on disk), parse in a worker
-  thread batch by batch, publish each batch (seq from 0, keyed by the request),
-  flush, and record the file as done with its summary.
+  through pyzipper's decrypting stream (plaintext never on disk), check and encode the
+  rows in a worker thread batch by batch (row_encoding.py: the bytes of each
+  BalanceRowsBatch, each row held to BalanceRow's rules), publish each batch (seq from
+  0, keyed by the request), flush, and record the file as done with its summary.
 - A crash mid-file re-publishes that file's batches from seq 0 with the same
   (ref_id, file_name, seq): consumers de-duplicate on it. Files already recorded are
   not published again. The completion is stored then published once (outcome_store).
@@ -27,7 +28,6 @@ from schemas.codes import Action
 from schemas.events import (
     REPORTS_COMPLETED,
     REPORTS_FAILED,
-    BalanceRow,
     BalanceRowsBatch,
     FileSummary,
     ReportCompleted,
@@ -52,7 +52,8 @@ from services.common.stores.outcomes import (
 )
 from services.common.stores.state import StateStore
 from services.content_fetcher.download import TooLarge, save_stream
-from services.content_fetcher.parse import ContentError, iter_rows
+from services.content_fetcher.parse import ContentError, iter_row_batches
+from services.content_fetcher.row_encoding import EncodedRowsBatch, encode_batch
 
 log = get_logger(__name__)
 
@@ -62,7 +63,7 @@ Fetch = Callable[[ReportContentRequest, str, str], AbstractAsyncContextManager[C
 
 
 class BatchSink:
-    async def send(self, batch: BalanceRowsBatch) -> int:  # pragma: no cover - protocol
+    async def send(self, batch: EncodedRowsBatch) -> int:  # pragma: no cover - protocol
         raise NotImplementedError
 
     async def flush(self) -> None:  # pragma: no cover - protocol
@@ -84,19 +85,10 @@ class FetcherDeps:
     max_attempts: int = 30
 
 
-def _next_batch(rows: Iterator[BalanceRow], size: int) -> list[BalanceRow]:
-    out: list[BalanceRow] = []
-    for row in rows:
-        out.append(row)
-        if len(out) >= size:
-            break
-    return out
-
-
-async def _batches(rows: Iterator[BalanceRow], size: int) -> AsyncIterator[list[BalanceRow]]:
-    """Parse in a worker thread, one batch at a time: the event loop stays free."""
+async def _batches(rows: Iterator[list[str]]) -> AsyncIterator[list[str]]:
+    """Parse and check in a worker thread, one batch at a time: the loop stays free."""
     while True:
-        batch = await asyncio.to_thread(_next_batch, rows, size)
+        batch: list[str] = await asyncio.to_thread(next, rows, [])
         if not batch:
             return
         yield batch
@@ -106,22 +98,21 @@ async def _publish_file(
     ev: ReportReady, file_name: str, path: Path, deps: FetcherDeps
 ) -> tuple[int, int]:
     password = zip_password(deps.zip_secret, ev.member, ev.request_id)
-    rows = iter_rows(path, password, ev.file_type)
+    rows = iter_row_batches(path, password, ev.file_type, deps.batch_size)
     seq = first = 0
-    async for batch in _batches(rows, deps.batch_size):
-        await deps.rows.send(
-            BalanceRowsBatch(
-                event_id=stable_event_id("rows", ev.ref_id, file_name, str(seq)),
-                request_id=ev.request_id,
-                member=ev.member,
-                ref_id=ev.ref_id,
-                file_name=file_name,
-                seq=seq,
-                first_row=first,
-                rows=batch,
-                correlation_id=ev.correlation_id,
-            )
+    async for batch in _batches(rows):
+        envelope = BalanceRowsBatch(
+            event_id=stable_event_id("rows", ev.ref_id, file_name, str(seq)),
+            request_id=ev.request_id,
+            member=ev.member,
+            ref_id=ev.ref_id,
+            file_name=file_name,
+            seq=seq,
+            first_row=first,
+            rows=[],
+            correlation_id=ev.correlation_id,
         )
+        await deps.rows.send(encode_batch(envelope, batch))
         seq += 1
         first += len(batch)
     await deps.rows.flush()

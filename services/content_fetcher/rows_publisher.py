@@ -1,9 +1,11 @@
-"""Publishes row batches with producer batching: many sends in flight, one flush.
+"""Publishes row batches with producer batching: a bounded window of sends in flight.
 
-A plain aiokafka producer (acks=all, linger) for the row topic: `send` enqueues and
-returns a delivery future; `flush` awaits them all before the completion is written.
-Each event stays under 1 MB (encode_event checks), the local broker's fetch cost grows
-with the number of stored batches, so records are grouped by the producer's linger.
+A plain aiokafka producer (acks=all, linger) for the row topic: `send` enqueues the
+batch's bytes (row_encoding.py: the BalanceRowsBatch event, under 1 MB) and keeps its
+delivery future; past `window` futures it waits for the oldest, so memory stays flat
+whatever the report's size; `flush` awaits them all before the completion is written.
+The local broker's fetch cost grows with the number of stored batches, so records are
+grouped by the producer's linger.
 """
 
 from __future__ import annotations
@@ -13,18 +15,21 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import REPORTS_ROWS, BalanceRowsBatch
+from schemas.events import REPORTS_ROWS
 from services.common.kafka import headers as H
-from services.common.kafka.broker import encode_event
 from services.common.kafka.clients import new_producer
 from services.common.settings import KafkaSettings
+from services.content_fetcher.row_encoding import EncodedRowsBatch
 
 
 class RowsPublisher:
-    def __init__(self, kafka: KafkaSettings, *, client_id: str, linger_ms: int = 20) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, client_id: str, linger_ms: int = 20, window: int = 16
+    ) -> None:
         self.kafka = kafka
         self.client_id = client_id
         self.linger_ms = linger_ms
+        self.window = window
         self._producer: AIOKafkaProducer | None = None
         self._pending: list[asyncio.Future[Any]] = []
 
@@ -43,20 +48,22 @@ class RowsPublisher:
             await self._producer.stop()
             self._producer = None
 
-    async def send(self, batch: BalanceRowsBatch) -> int:
+    async def send(self, batch: EncodedRowsBatch) -> int:
         if self._producer is None:
             raise RuntimeError("rows publisher not started")
-        data = encode_event(REPORTS_ROWS, batch)
-        hdrs = [(H.EVENT_TYPE, batch.event_type.encode())]
-        if batch.correlation_id:
-            hdrs.append((H.CORRELATION_ID, batch.correlation_id.encode()))
+        env = batch.envelope
+        if type(env) not in REPORTS_ROWS.event_types:
+            raise TypeError(f"{type(env).__name__} does not belong on {REPORTS_ROWS.name}")
+        hdrs = [(H.EVENT_TYPE, env.event_type.encode())]
+        if env.correlation_id:
+            hdrs.append((H.CORRELATION_ID, env.correlation_id.encode()))
+        while len(self._pending) >= self.window:
+            await self._pending.pop(0)
         fut = await self._producer.send(
-            REPORTS_ROWS.name, data, key=batch.kafka_key(), headers=hdrs
+            REPORTS_ROWS.name, batch.data, key=env.kafka_key(), headers=hdrs
         )
         self._pending.append(fut)
-        if len(self._pending) >= 500:
-            await self.flush()
-        return len(data)
+        return len(batch.data)
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []

@@ -159,6 +159,59 @@ def test_stronger_algorithms_selectable(key: rsa.RSAPrivateKey, alg: str) -> Non
         JwsVerifier(key.public_key(), ["RS256"]).verify(token)
 
 
+# ------------------------------------------- MKK's answers: RS256, RS384, RS512 by default
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512"])
+def test_mkk_answers_rs256_384_512_accepted_by_default(
+    key: rsa.RSAPrivateKey, tmp_path: Path, alg: str
+) -> None:
+    """§3 "RSA SHA-256 veya üstü": any of the three verifies with MKK's certificate
+    without configuring anything, through the verifier the services build."""
+    _, cert = create_self_signed("Merkezi Kayıt Kuruluşu A.Ş.", "TR", key=key)
+    write_certificate(tmp_path, "mkk", cert)
+    defaults = verifier_from_settings(MkkSigningSettings(mkk_certificate_file=tmp_path / "mkk.pem"))
+    token = JwsSigner(key, alg).sign(PAYLOAD)
+    assert defaults.verify(token) == PAYLOAD
+    assert JwsVerifier(key.public_key()).verify(token) == PAYLOAD
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512"])
+def test_mkk_answers_signed_by_another_key_refused_by_default(
+    key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey, alg: str
+) -> None:
+    with pytest.raises(JwsSignatureInvalidError):
+        JwsVerifier(key.public_key()).verify(JwsSigner(other_key, alg).sign(PAYLOAD))
+
+
+@pytest.mark.parametrize(
+    ("alg", "digest"),
+    [("HS256", "sha256"), ("HS384", "sha384"), ("HS512", "sha512")],
+)
+def test_mkk_answers_hs_refused_by_default(key: rsa.RSAPrivateKey, alg: str, digest: str) -> None:
+    """Algorithm confusion against the default verifier: HMAC keyed with MKK's public key."""
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = b64u(json.dumps({"alg": alg}).encode()) + f".{b64u(PAYLOAD)}"
+    mac = hmac.new(pem, signing_input.encode(), digest).digest()
+    with pytest.raises(JwsAlgorithmNotAllowedError, match=alg):
+        JwsVerifier(key.public_key()).verify(f"{signing_input}.{b64u(mac)}")
+
+
+def test_mkk_answers_none_refused_by_default(key: rsa.RSAPrivateKey) -> None:
+    for head in (b'{"alg":"none"}', b'{"alg":"None"}', b'{"alg":"NONE"}'):
+        with pytest.raises(JwsAlgorithmNotAllowedError):
+            JwsVerifier(key.public_key()).verify(f"{b64u(head)}.{b64u(PAYLOAD)}.AAAA")
+
+
+def test_default_answer_algorithms_are_the_three_rsa_pkcs1(key: rsa.RSAPrivateKey) -> None:
+    assert MkkSigningSettings().algorithms == ["RS256", "RS384", "RS512"]
+    assert JwsVerifier(key.public_key()).algorithms == {"RS256", "RS384", "RS512"}
+    with pytest.raises(JwsAlgorithmNotAllowedError):  # PS* only when configured
+        JwsVerifier(key.public_key()).verify(JwsSigner(key, "PS256").sign(PAYLOAD))
+
+
 def test_verifier_accepts_certificate(key: rsa.RSAPrivateKey, signer: JwsSigner) -> None:
     _, cert = create_self_signed("Merkezi Kayıt Kuruluşu A.Ş.", "TR", key=key)
     assert isinstance(cert, x509.Certificate)
@@ -249,7 +302,8 @@ def test_weak_algorithms_cannot_be_configured(key: rsa.RSAPrivateKey, alg: str) 
             b64u(b'{"alg":"RS256","crit":["exp"],"exp":1}') + f".{b64u(PAYLOAD)}.AAAA",
             JwsHeaderInvalidError,
         ),
-        (b64u(b'{"alg":"RS512"}') + f".{b64u(PAYLOAD)}.AAAA", JwsAlgorithmNotAllowedError),
+        (b64u(b'{"alg":"PS512"}') + f".{b64u(PAYLOAD)}.AAAA", JwsAlgorithmNotAllowedError),
+        (b64u(b'{"alg":"RS512"}') + f".{b64u(PAYLOAD)}.AAAA", JwsSignatureInvalidError),
     ],
 )
 def test_each_failure_names_its_check(

@@ -4,6 +4,9 @@ requests, verified answers, codes mapped to one outcome, the streamed content.""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,8 @@ from schemas.mkk import (
 from services.common.mkk.client import MkkClient
 from services.common.mkk.outcome import MkkUnverifiedAnswer
 from services.common.mkk.settings import MkkApiSettings
-from services.common.signing.jws import JwsSigner, JwsVerifier
+from services.common.signing.jws import JwsSigner, JwsVerifier, verifier_from_settings
+from services.common.signing.settings import MkkSigningSettings
 from services.sandbox.mkk import create_app, sandbox_state
 from services.sandbox.mkk.config import DEMO_PASSWORD, load_config
 from services.sandbox.mkk.keys import ensure_demo_keys, load_certificate, load_private_key
@@ -134,3 +138,83 @@ async def test_wrong_password_maps_to_terminal(mkk: tuple[MkkClient, Any, Any]) 
     )
     assert res.token is None
     assert (res.outcome.code, res.outcome.http_status) == ("0x00d30003", 401)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512"])
+async def test_answers_signed_rs256_384_512_accepted_with_default_settings(
+    tmp_path: Path, alg: str
+) -> None:
+    """§3 "RSA SHA-256 or above": the sandbox plays an MKK signing with `alg`; the
+    client's verifier comes from default settings (only MKK's certificate given)."""
+    keys = ensure_demo_keys(tmp_path / "state")
+    config = load_config(None, state_dir=tmp_path / "state", answer_alg=alg)
+    app = create_app(config)
+    verifier = verifier_from_settings(MkkSigningSettings(mkk_certificate_file=keys.mkk_certificate))
+    client = MkkClient(
+        MkkApiSettings(base_url="http://mkk.test"),
+        JwsSigner(load_private_key(keys.member_key)),
+        verifier,
+        transport=httpx.ASGITransport(app=app),
+    )
+    await client.start()
+    try:
+        token = await _token(client)
+        out = await client.report_status(
+            ReportStatusRequest(request_header=head("s-alg"), ref_id="nope"), token
+        )
+        assert (out.code, out.action) == ("RP018", Action.TERMINAL)  # read, after verifying
+        other = ensure_demo_keys(tmp_path / "other")  # the same alg, any key but MKK's
+        client.verifier = JwsVerifier(load_certificate(other.mkk_certificate))
+        with pytest.raises(MkkUnverifiedAnswer):
+            await client.report_status(
+                ReportStatusRequest(request_header=head("s-alg2"), ref_id="nope"), token
+            )
+    finally:
+        await client.close()
+        sandbox_state(app).close()
+
+
+def _forged(header: dict[str, str], payload: dict[str, Any], signature: bytes) -> bytes:
+    def b64u(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    head = b64u(json.dumps(header).encode()) + b"." + b64u(json.dumps(payload).encode())
+    return head + b"." + b64u(signature)
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "HS384", "HS512"])
+async def test_answers_signed_none_or_hmac_refused_with_default_settings(
+    tmp_path: Path, alg: str
+) -> None:
+    """An answer MKK never sends: `none` or an HMAC keyed with MKK's public certificate
+    (algorithm confusion); with default settings it is never acted on."""
+    keys = ensure_demo_keys(tmp_path / "state")
+    cert_pem = keys.mkk_certificate.read_bytes()
+    answer = {
+        "responseHeader": {"senderReference": "s-1", "receiverMember": "TIB", "messageId": "1"},
+        "response": {"responseCode": "0000", "responseDesc": "Başarılı"},
+        "fileNames": ["MKK_RP166_20250729100251.zip"],
+    }
+
+    def forge(request: httpx.Request) -> httpx.Response:
+        header = {"alg": alg}
+        signing_input = _forged(header, answer, b"").rsplit(b".", 1)[0]
+        mac = b"" if alg == "none" else hmac.new(
+            cert_pem, signing_input, "sha" + alg[2:]
+        ).digest()  # fmt: skip
+        return httpx.Response(200, content=_forged(header, answer, mac))
+
+    client = MkkClient(
+        MkkApiSettings(base_url="http://mkk.test"),
+        JwsSigner(load_private_key(keys.member_key)),
+        verifier_from_settings(MkkSigningSettings(mkk_certificate_file=keys.mkk_certificate)),
+        transport=httpx.MockTransport(forge),
+    )
+    await client.start()
+    try:
+        with pytest.raises(MkkUnverifiedAnswer, match=r"alg not allowed|empty header or signature"):
+            await client.report_status(
+                ReportStatusRequest(request_header=head("s-1"), ref_id="r"), "tok"
+            )
+    finally:
+        await client.close()

@@ -25,6 +25,7 @@ from services.common.mkk.zip_password import zip_password
 from services.common.stores.state import MemoryStateStore
 from services.content_fetcher.handler import FetcherDeps, handle_ready
 from services.content_fetcher.parse import ContentError, iter_rows
+from services.content_fetcher.row_encoding import EncodedRowsBatch
 from services.sandbox.mkk.config import LedgerConfig
 from services.sandbox.mkk.content import write_report_zip
 from services.sandbox.mkk.ledger import Ledger
@@ -110,9 +111,12 @@ class Sink:
     def __init__(self) -> None:
         self.batches: list[BalanceRowsBatch] = []
 
-    async def send(self, batch: BalanceRowsBatch) -> int:
-        self.batches.append(batch)
-        return 0
+    async def send(self, batch: EncodedRowsBatch) -> int:
+        event = batch.decode()  # the bytes are a valid BalanceRowsBatch ...
+        assert event.model_dump_json().encode() == batch.data  # ... exactly pydantic's
+        assert event.model_copy(update={"rows": []}) == batch.envelope
+        self.batches.append(event)
+        return len(batch.data)
 
     async def flush(self) -> None:
         return None

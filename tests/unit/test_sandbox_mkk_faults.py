@@ -49,21 +49,25 @@ async def test_token_rejection_fault(client: MkkClient, http: httpx.AsyncClient)
     assert rows["requests"][-1]["fault"] == "token_reject"
 
 
-async def test_answer_without_message_id_lets_the_reference_be_reused(
+async def test_answer_without_message_id_changes_nothing_and_frees_the_reference(
     client: MkkClient, http: httpx.AsyncClient, state: SandboxState
 ) -> None:
+    """§5.1.5: no messageId means the message never reached MKS, so the fault strikes
+    before the call is handled: no report, the reference still free."""
     await client.auth()
-    await _set_faults(http, no_message_id_rate=1.0)
+    await _set_faults(http, no_message_id_rate=1.0, endpoints=["balance-report"])
     ref = client.ref()
-    _, body = await client.balance(reference=ref)
-    assert code_of(body) == "0000" and "messageId" not in body["responseHeader"]
+    status, body = await client.balance(reference=ref)
+    assert (status, code_of(body)) == (500, "OI031")
+    assert "messageId" not in body["responseHeader"] and "refId" not in body
+    assert state.reports.reports == {}
     await _set_faults(http)
-    state.report_lock = "off"
-    _, body = await client.balance(reference=ref)  # allowed by §5.1.2, and MKS makes two
-    assert code_of(body) == "0000"
+    _, body = await client.balance(reference=ref)  # §5.1.2: the same reference again
+    assert code_of(body) == "0000" and body["responseHeader"]["messageId"]
     rows = (await http.get("/_sandbox/requests", params={"sender_reference": ref})).json()
     assert [r["has_message_id"] for r in rows["requests"]] == [False, True]
-    assert len(state.reports.reports) == 2
+    assert [r["fault"] for r in rows["requests"]] == ["no_message_id", None]
+    assert len(state.reports.reports) == 1
 
 
 async def test_dropped_connection_after_processing(

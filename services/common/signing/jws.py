@@ -6,8 +6,9 @@ a JWS compact serialization with the protected header ``{"alg":"RS256"}`` as a
 and verify MKK's answer over the exact bytes received: the signing input is the first
 two segments as they arrived, nothing is decoded and re-encoded before the check.
 
-The algorithm of an answer is pinned by configuration; ``none``, HS* and anything not
-configured are refused before any key is touched (this is what defeats the
+The algorithms of an answer are pinned by configuration, RS256, RS384 and RS512 by
+default (§3: "RSA SHA-256 or above"); ``none``, HS* and anything not configured are
+refused before any key is touched (this is what defeats the
 algorithm-confusion trick of an HS256 MAC keyed with our copy of MKK's public key).
 Each failed check raises its own ``JwsError`` subclass with a message naming the check.
 """
@@ -32,7 +33,11 @@ from joserfc.jws import JWSRegistry
 from pydantic import BaseModel
 
 from services.common.signing.certs import load_private_key, load_public_key, read_passphrase
-from services.common.signing.settings import MKK_ALLOWED_ALGORITHMS, MkkSigningSettings
+from services.common.signing.settings import (
+    MKK_ALLOWED_ALGORITHMS,
+    MKK_DEFAULT_ANSWER_ALGORITHMS,
+    MkkSigningSettings,
+)
 
 # A received body bigger than this is refused unparsed (MKK answers are small JSON).
 MAX_JWS_BYTES = 16 * 1024 * 1024
@@ -176,7 +181,7 @@ class JwsVerifier:
     def __init__(
         self,
         key: rsa.RSAPublicKey | x509.Certificate,
-        algorithms: Iterable[str] = ("RS256",),
+        algorithms: Iterable[str] = MKK_DEFAULT_ANSWER_ALGORITHMS,
     ) -> None:
         self._allowed = _pinned_algorithms(algorithms)
         self._key = _public_rsa(key)

@@ -15,6 +15,9 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 MKK_ALLOWED_ALGORITHMS: frozenset[str] = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 )
+# Accepted on MKK's answers unless configured otherwise: §3 allows MKK any RSA PKCS#1
+# v1.5 signature with SHA-256 "or above" (§9.2 shows RS256). PS* only when configured.
+MKK_DEFAULT_ANSWER_ALGORITHMS: tuple[str, ...] = ("RS256", "RS384", "RS512")
 
 
 def _check_algs(algs: list[str]) -> list[str]:
@@ -38,8 +41,8 @@ class MkkSigningSettings(BaseModel):
     certificate_file: Path | None = None
     # MKK's certificate: verifies every signed answer (§3).
     mkk_certificate_file: Path | None = None
-    # Algorithms accepted on MKK's answers (pinned, §3 / §9.2 show RS256).
-    algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    # Algorithms accepted on MKK's answers (pinned; §3 "RSA SHA-256 or above").
+    algorithms: list[str] = Field(default_factory=lambda: list(MKK_DEFAULT_ANSWER_ALGORITHMS))
     # Algorithm used to sign our requests (§9.2: {"alg":"RS256"}).
     sign_alg: str = "RS256"
     # §9.2 header carries only alg; a kid is off unless MKK asks for it.

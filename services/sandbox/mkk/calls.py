@@ -1,15 +1,20 @@
 """The pipeline every MKK call goes through, and the answers it gives.
 
 Order of checks on a report call, each with the code MKK answers (FAQ 5, §7, §3.2.7):
-service hours (OI004) → injected faults (OI003, latency, drop) → Bearer token (OI006,
-HTTP 401) → Sender header (OI021) → JWS signature (OI016, OI010, OI012) → schema
-(OI002, or SP001 for a missing field) → member and user rights (RP043, RP039, RP040,
-RP041, RP048, MY04) → senderReference unique per member (RP045) → the business step.
+service hours (OI004) → injected faults (OI003, OI031 without messageId, latency, drop)
+→ Bearer token (OI006, HTTP 401) → Sender header (OI021) → JWS signature (OI016,
+OI010, OI012) → schema (OI002, or SP001 for a missing field) → member and user rights
+(RP043, RP039, RP040, RP041, RP048, MY04) → senderReference unique per member (RP045)
+→ the business step.
 
 Answers before the senderReference was accepted carry no messageId: the message
-never reached MKS and its reference stays free (§5.1.2). From there on every answer
-has a messageId and the reference is burnt. Business errors are HTTP 422 (§5.1.1).
-Every call is recorded for the admin API, with no secret in the record.
+never reached MKS and its reference stays free (§5.1.2, §5.1.5). From there on every
+answer has a messageId and the reference is burnt. So every injected fault that
+answers without a messageId (OI003, the no-messageId fault's OI031, a drop "before")
+strikes BEFORE the call is handled: no answer without a messageId ever follows a
+state change. Only a drop "after" loses an answer MKS did give (with its messageId).
+Business errors are HTTP 422 (§5.1.1). Every call is recorded for the admin API,
+with no secret in the record.
 """
 
 from __future__ import annotations
@@ -115,7 +120,8 @@ def render(state: SandboxState, call: Call, result: Result) -> Response:
         payload = {"responseHeader": head, "response": {"responseCode": code}}
         payload["response"]["responseDesc"] = desc
         payload.update(result.extra)
-    return Response(jws.sign(payload, state.mkk_key), result.status, media_type="text/plain")
+    signed = jws.sign(payload, state.mkk_key, state.config.answer_alg)
+    return Response(signed, result.status, media_type="text/plain")
 
 
 def _schema_code(exc: ValidationError) -> str:
@@ -203,13 +209,13 @@ async def run_call(request: Request, endpoint: str) -> Response:
             result = Result(500, "OI003", fault="http500")
         elif endpoint == "auth":
             return _auth(state, call, raw, draw)
+        elif draw.no_message_id:
+            # §5.1.5: no messageId means the message failed before reaching MKS. So the
+            # fault strikes BEFORE the call is handled: no report, no reference burnt,
+            # nothing changed; the client may send the same reference again (§5.1.2).
+            result = Result(500, "OI031", fault="no_message_id")
         else:
             result = process(state, call, request, raw, draw)
-    if draw.no_message_id and result.message_id is not None and result.file is None:
-        # The answer loses its messageId, so the client may reuse the reference
-        # (§5.1.2), though MKS did process the message.
-        state.references.get(call.member or "", set()).discard(call.reference or "")
-        result = result.without_message_id("no_message_id")
     if draw.drop:
         _record(state, call, result.with_fault("dropped"))
         return DroppedResponse()

@@ -95,7 +95,8 @@ class FaultConfig(_Section):
     # The connection drops after MKS processed the call ("after") or before ("before").
     drop_rate: float = Field(default=0.0, ge=0, le=1)
     drop_phase: Literal["before", "after"] = "after"
-    no_message_id_rate: float = Field(default=0.0, ge=0, le=1)  # answer without messageId
+    # An answer without messageId (OI031, HTTP 500): the message never reached MKS (§5.1.5).
+    no_message_id_rate: float = Field(default=0.0, ge=0, le=1)
     token_reject_rate: float = Field(default=0.0, ge=0, le=1)  # valid token refused (OI006)
     report_error_rate: float = Field(default=0.0, ge=0, le=1)  # report ends in RP025
 
@@ -113,6 +114,8 @@ class SandboxConfig(_Section):
     mkk_key_size: Literal[2048, 3072, 4096] = 2048
     member_key_size: Literal[2048, 3072, 4096] = 4096  # §3.1: 4096
     first_message_id: int = Field(default=875_569_523, ge=1)
+    # How MKK signs its answers: §9.2 shows RS256; §3 allows "RSA SHA-256 or above".
+    answer_alg: Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"] = "RS256"
 
     @model_validator(mode="after")
     def _demo_member(self) -> SandboxConfig:

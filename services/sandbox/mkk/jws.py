@@ -2,7 +2,7 @@
 
 Requests arrive as a JWS compact serialization of the JSON body (§3, §9.2); the
 sandbox verifies it with the member's registered certificate and signs its answers
-with its MKK key, `{"alg": "RS256"}` as in §9.2.
+with its MKK key, `{"alg": "RS256"}` as in §9.2 (or the configured `answer_alg`).
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def verify_request(body: bytes, key: RSAKey | None) -> dict[str, Any]:
     return payload
 
 
-def sign(payload: dict[str, Any], key: RSAKey) -> str:
-    """A compact JWS of the JSON payload, `{"alg":"RS256"}` (§9.2)."""
+def sign(payload: dict[str, Any], key: RSAKey, alg: str = "RS256") -> str:
+    """A compact JWS of the JSON payload, `{"alg":"RS256"}` as in §9.2 unless configured
+    otherwise (§3: "RSA SHA-256 or above")."""
     data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return jws.serialize_compact({"alg": "RS256"}, data, key, algorithms=["RS256"])
+    return jws.serialize_compact({"alg": alg}, data, key, algorithms=[alg])

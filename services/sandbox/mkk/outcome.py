@@ -19,8 +19,5 @@ class Result:
     file_name: str | None = None
     fault: str | None = None
 
-    def without_message_id(self, fault: str) -> Result:
-        return dataclasses.replace(self, message_id=None, fault=fault)
-
     def with_fault(self, fault: str) -> Result:
         return dataclasses.replace(self, fault=fault)
