@@ -17,6 +17,7 @@ from schemas.events import REPORTS_ROWS, BalanceRowsBatch
 from services.common.kafka import headers as H
 from services.common.kafka.broker import encode_event
 from services.common.kafka.clients import new_producer
+from services.common.observability.event_metrics import observe_published
 from services.common.settings import KafkaSettings
 
 
@@ -54,6 +55,7 @@ class RowsPublisher:
             REPORTS_ROWS.name, data, key=batch.kafka_key(), headers=hdrs
         )
         self._pending.append(fut)
+        observe_published(REPORTS_ROWS.name, batch)
         if len(self._pending) >= 500:
             await self.flush()
         return len(data)
