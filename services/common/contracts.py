@@ -6,7 +6,11 @@
   event types, dead-letter and retry topics);
 - contracts/openapi/mkk.yaml: OpenAPI 3.1 of the MKK calls kopru makes (bodies are
   JWS compact serialisations of the JSON shown, §3, §9.2);
-- deploy/base/kafka-topics.yaml: Strimzi KafkaTopic resources for the catalogue.
+- deploy/base/kafka-topics.yaml: Strimzi KafkaTopic resources for the catalogue;
+- deploy/monitoring/dashboards/*.json and docs/dashboards.md: the Grafana dashboards and
+  their panel list (services/common/monitoring/dashboards.py);
+- deploy/monitoring/prometheus-rules.yaml: the PrometheusRule around the alert rules in
+  deploy/monitoring/rules/kopru.rules.yaml (services/common/monitoring/rules.py).
 """
 
 from __future__ import annotations
@@ -286,7 +290,21 @@ def mkk_openapi() -> Generated:
     return {"contracts/openapi/mkk.yaml": _dump_yaml(doc)}
 
 
+def _dashboards() -> Generated:
+    from services.common.monitoring.dashboards import dashboards
+
+    return dashboards()
+
+
+def _prometheus_rule() -> Generated:
+    from services.common.monitoring.rules import prometheus_rule
+
+    return prometheus_rule()
+
+
 GENERATORS: tuple[Callable[[], Generated], ...] = (
+    _dashboards,
+    _prometheus_rule,
     json_schemas,
     topics,
     mkk_openapi,
@@ -329,7 +347,7 @@ def check(root: Path) -> list[str]:
                 current.splitlines(), text.splitlines(), rel, rel + " (from code)", lineterm=""
             )
             problems.append("\n".join(list(diff)[:40]))
-    for folder in ("contracts/asyncapi", "contracts/jsonschema"):
+    for folder in ("contracts/asyncapi", "contracts/jsonschema", "deploy/monitoring/dashboards"):
         for path in sorted((root / folder).glob("*")):
             rel = str(path.relative_to(root))
             if rel not in expected:
