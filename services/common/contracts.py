@@ -1,6 +1,7 @@
 """Contracts generated from the code, checked in, and checked for drift in CI.
 
-- contracts/asyncapi/<service>.yaml: FastStream's AsyncAPI 3.0 of each service;
+- contracts/asyncapi/<service>.yaml: FastStream's AsyncAPI 3.0 of each service, completed
+  from the catalogue (what it publishes; retry tiers and dead letters described once);
 - contracts/jsonschema/<Event>.json: JSON Schema of every Kafka event;
 - contracts/topics.yaml: the topic catalogue (topics, keys, partitions, retention,
   event types, dead-letter and retry topics);
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from schemas.events import CATALOGUE, EVENT_TYPES
+from services.common.asyncapi_doc import complete
 from services.common.kafka.topic_admin import plan
 from services.common.settings import KafkaSettings
 
@@ -44,7 +46,8 @@ def asyncapi() -> Generated:
         settings = module.Settings()
         service = module.build(settings)
         spec = service.specification().to_specification()
-        out[f"contracts/asyncapi/{name}.yaml"] = canonical_asyncapi(spec.to_yaml())
+        doc = complete(yaml.safe_load(spec.to_yaml()), name, settings.kafka.retry_tiers_s)
+        out[f"contracts/asyncapi/{name}.yaml"] = canonical_asyncapi(_dump_yaml(doc))
     return out
 
 
