@@ -14,6 +14,7 @@ retry tier topic appears as a channel of its own. This module reshapes that docu
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -102,7 +103,7 @@ def _collapse_retries(doc: dict[str, Any], tiers: list[float]) -> None:
         messages[f"{name}:Retry"] = {
             "title": f"Retry of {topic}",
             "headers": _headers(RETRY_HEADERS),
-            "payload": messages.get(original, {}).get("payload", {}),
+            "payload": copy.deepcopy(messages.get(original, {}).get("payload", {})),
         }
         for action in ("receive", "send"):
             operations[f"{name}:{action}"] = {
