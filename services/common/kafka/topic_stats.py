@@ -59,6 +59,18 @@ async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Top
     ]
 
 
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop a short-lived consumer. aiokafka's coordinator may surface the cancellation of
+    its own internal task when stopped right after start; only a cancellation of the
+    caller's task is passed on."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
 async def offsets(
     settings: KafkaSettings, topics: list[str], *, timeout_s: float = 5.0
 ) -> dict[str, TopicOffsets]:
@@ -86,24 +98,24 @@ async def offsets(
             o.end[tp.partition] = consumer.highwater(tp) or start[tp]
         return out
     finally:
-        await consumer.stop()
+        await _stop(consumer)
 
 
 async def newest(
     settings: KafkaSettings, found: dict[str, TopicOffsets], *, timeout_s: float = 3.0
 ) -> dict[str, Newest]:
     """The newest message of each non-empty topic in `found` (by record timestamp)."""
+    last = {
+        TopicPartition(t, p): end - 1
+        for t, o in found.items()
+        for p, end in o.end.items()
+        if end > o.start.get(p, 0)
+    }
+    if not last:
+        return {}
     consumer = _probe(settings)
     await consumer.start()
     try:
-        last = {
-            TopicPartition(t, p): end - 1
-            for t, o in found.items()
-            for p, end in o.end.items()
-            if end > o.start.get(p, 0)
-        }
-        if not last:
-            return {}
         consumer.assign(list(last))
         for tp, offset in last.items():
             consumer.seek(tp, offset)
@@ -124,27 +136,29 @@ async def newest(
                     consumer.pause(tp)
         return out
     finally:
-        await consumer.stop()
+        await _stop(consumer)
 
 
 async def committed(
     settings: KafkaSettings, group: str, found: dict[str, TopicOffsets]
-) -> dict[str, int]:
+) -> dict[str, int | None]:
     """Lag of `group` per topic: high-water mark minus its committed offset (a partition
-    it never committed counts from the log start)."""
+    it never committed counts from the log start); None where the group never committed
+    on any partition of the topic (a reader without commits, like the token cache)."""
     consumer = _probe(settings, group)
     await consumer.start()
     try:
-        lag: dict[str, int] = {}
+        lag: dict[str, int | None] = {}
         for t, o in found.items():
-            total = 0
+            total, seen = 0, False
             for p, end in o.end.items():
                 c = await consumer.committed(TopicPartition(t, p))
+                seen = seen or c is not None
                 total += max(0, end - (c if c is not None else o.start.get(p, 0)))
-            lag[t] = total
+            lag[t] = total if seen or not o.total else None
         return lag
     finally:
-        await consumer.stop()
+        await _stop(consumer)
 
 
 async def dlq_depths(settings: KafkaSettings, dlqs: list[str]) -> dict[str, int]:

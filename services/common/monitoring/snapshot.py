@@ -67,7 +67,8 @@ def _has(labels: Labels, match: dict[str, str]) -> bool:
 @dataclass
 class BrokerState:
     offsets: dict[str, topic_stats.TopicOffsets] = field(default_factory=dict)
-    lag: dict[str, dict[str, int]] = field(default_factory=dict)  # group -> topic -> lag
+    # group -> topic -> lag (None: the group never committed there)
+    lag: dict[str, dict[str, int | None]] = field(default_factory=dict)
     newest_dead: dict[str, topic_stats.Newest] = field(default_factory=dict)  # dlq -> newest
     error: str | None = None
 

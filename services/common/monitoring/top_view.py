@@ -34,6 +34,13 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _lag(lags: dict[str, int | None], topic: str) -> str:
+    if topic not in lags:
+        return "?"
+    value = lags[topic]
+    return "no commits" if value is None else str(value)
+
+
 def services_table(prev: Snapshot, cur: Snapshot) -> Table:
     dt = cur.at - prev.at
     before = {s.name: s for s in prev.services}
@@ -73,14 +80,16 @@ def topics_table(prev: Snapshot, cur: Snapshot) -> Table:
         "newest dead letter",
     )
     for col in columns:
-        t.add_column(
-            col, justify="right" if col in ("messages", "in/s", "consumed/s", "dlq") else "left"
-        )
+        if col in ("messages", "in/s", "consumed/s", "dlq"):
+            t.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+        else:
+            widest = {"topic": 42, "lag per group": 48, "newest dead letter": 60}[col]
+            t.add_column(col, no_wrap=True, overflow="ellipsis", max_width=widest)
     for spec in CATALOGUE:
         o = cur.broker.offsets.get(spec.name)
         po = prev.broker.offsets.get(spec.name, o)
         lag = ", ".join(
-            f"{g}={cur.broker.lag.get(g, {}).get(spec.name, '?')}"
+            f"{g}={_lag(cur.broker.lag.get(g, {}), spec.name)}"
             for g in sorted(readers)
             if spec.name in readers[g]
         )
@@ -102,7 +111,7 @@ def topics_table(prev: Snapshot, cur: Snapshot) -> Table:
             ),
             lag or "-",
             "-" if dlq is None else Text(str(dlq.depth), "bold red" if dlq.depth else ""),
-            reason[:70],
+            reason[:60],
         )
     return t
 
