@@ -59,7 +59,7 @@ async def _run(where: Endpoints, once: bool, interval: float) -> None:
     from services.common.settings import KafkaSettings
 
     kafka = KafkaSettings(bootstrap_servers=where.bootstrap) if where.bootstrap else None
-    console = Console() if not once or Console().is_terminal else Console(width=170)
+    console = Console() if not once or Console().is_terminal else Console(width=200)
     history: collections.deque[Snapshot] = collections.deque()
     first = await take(where, kafka)
     history.append(first)

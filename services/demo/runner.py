@@ -50,7 +50,7 @@ class Processes:
         )
         self.running.append((spec, proc, log))
 
-    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+    async def wait_ready(self, timeout_s: float = 180.0) -> None:  # slow, shared CI machines
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2.0) as client:
             for spec, proc, _ in self.running:
