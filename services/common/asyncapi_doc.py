@@ -44,6 +44,11 @@ DLQ_HEADERS = {
     H.DLQ_ORIGINAL_OFFSET: "offset there",
     H.DLQ_ATTEMPTS: "attempts made",
     H.DLQ_FAILED_AT: "when, Unix ms",
+    H.DLQ_REFERENCE: "set when the original was too large to copy: the value is a reference",
+    H.DLQ_REFERENCE_WHY: "why it is a reference",
+    H.DLQ_ORIGINAL_SIZE: "the original's size in bytes",
+    H.DLQ_ORIGINAL_SHA256: "the original's SHA-256",
+    H.DLQ_VALUE_PREFIX_BYTES: "bytes of the original's prefix carried",
 }
 
 
@@ -120,7 +125,10 @@ def _dead_letters(doc: dict[str, Any], consumed: list[str]) -> None:
         "title": "DeadLetter",
         "summary": "The original record's bytes and headers, with the reason in x-dlq-*.",
         "headers": _headers(DLQ_HEADERS),
-        "payload": {"description": "the original value, byte for byte"},
+        "payload": {
+            "description": "the original value, byte for byte (or, with x-dlq-reference, "
+            "a reference to it and its first bytes)"
+        },
     }
     doc["channels"][DLQ_CHANNEL] = {
         "address": "{topic}.dlq",
