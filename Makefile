@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean
+.PHONY: install demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean monitoring-tools rules-test
 
 install: $(STAMP)
 
@@ -49,6 +49,19 @@ contracts: $(STAMP)
 ## Fail when the checked-in contracts differ from the code.
 contracts-check: $(STAMP)
 	$(BIN)/kopru contracts check
+
+## Prometheus and promtool (Debian's `prometheus` package) for the alert tests and the
+## e2e Prometheus; installed only when missing (needs root, as in CI).
+monitoring-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@promtool --version | head -1
+
+## Check the alert rules and run their unit tests.
+rules-test: monitoring-tools
+	promtool check rules deploy/monitoring/rules/kopru.rules.yaml
+	promtool test rules deploy/monitoring/rules/kopru.rules.test.yaml
 
 ## Benchmarks: each prints its figures and the ratio to its baseline.
 bench: $(STAMP)

@@ -15,6 +15,7 @@ from services.cli.mkk import mkk_app
 from services.cli.report import report_app
 from services.cli.run import run_command
 from services.cli.sandbox import sandbox_app
+from services.cli.top import top_command
 
 app = typer.Typer(
     name="kopru",
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.command("broker")(broker_command)
 app.command("run")(run_command)
 app.command("demo")(demo_command)
+app.command("top")(top_command)
 app.add_typer(config_app, name="config")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dlq_app, name="dlq")

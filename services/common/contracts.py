@@ -1,12 +1,17 @@
 """Contracts generated from the code, checked in, and checked for drift in CI.
 
-- contracts/asyncapi/<service>.yaml: FastStream's AsyncAPI 3.0 of each service;
+- contracts/asyncapi/<service>.yaml: FastStream's AsyncAPI 3.0 of each service, completed
+  from the catalogue (what it publishes; retry tiers and dead letters described once);
 - contracts/jsonschema/<Event>.json: JSON Schema of every Kafka event;
 - contracts/topics.yaml: the topic catalogue (topics, keys, partitions, retention,
   event types, dead-letter and retry topics);
 - contracts/openapi/mkk.yaml: OpenAPI 3.1 of the MKK calls kopru makes (bodies are
   JWS compact serialisations of the JSON shown, §3, §9.2);
-- deploy/base/kafka-topics.yaml: Strimzi KafkaTopic resources for the catalogue.
+- deploy/base/kafka-topics.yaml: Strimzi KafkaTopic resources for the catalogue;
+- deploy/monitoring/dashboards/*.json and docs/dashboards.md: the Grafana dashboards and
+  their panel list (services/common/monitoring/dashboards.py);
+- deploy/monitoring/prometheus-rules.yaml: the PrometheusRule around the alert rules in
+  deploy/monitoring/rules/kopru.rules.yaml (services/common/monitoring/rules.py).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import yaml
 
 from schemas.events import CATALOGUE, EVENT_TYPES
+from services.common.asyncapi_doc import complete
 from services.common.kafka.topic_admin import plan
 from services.common.settings import KafkaSettings
 
@@ -40,7 +46,8 @@ def asyncapi() -> Generated:
         settings = module.Settings()
         service = module.build(settings)
         spec = service.specification().to_specification()
-        out[f"contracts/asyncapi/{name}.yaml"] = canonical_asyncapi(spec.to_yaml())
+        doc = complete(yaml.safe_load(spec.to_yaml()), name, settings.kafka.retry_tiers_s)
+        out[f"contracts/asyncapi/{name}.yaml"] = canonical_asyncapi(_dump_yaml(doc))
     return out
 
 
@@ -286,7 +293,21 @@ def mkk_openapi() -> Generated:
     return {"contracts/openapi/mkk.yaml": _dump_yaml(doc)}
 
 
+def _dashboards() -> Generated:
+    from services.common.monitoring.dashboards import dashboards
+
+    return dashboards()
+
+
+def _prometheus_rule() -> Generated:
+    from services.common.monitoring.rules import prometheus_rule
+
+    return prometheus_rule()
+
+
 GENERATORS: tuple[Callable[[], Generated], ...] = (
+    _dashboards,
+    _prometheus_rule,
     json_schemas,
     topics,
     mkk_openapi,
@@ -329,7 +350,7 @@ def check(root: Path) -> list[str]:
                 current.splitlines(), text.splitlines(), rel, rel + " (from code)", lineterm=""
             )
             problems.append("\n".join(list(diff)[:40]))
-    for folder in ("contracts/asyncapi", "contracts/jsonschema"):
+    for folder in ("contracts/asyncapi", "contracts/jsonschema", "deploy/monitoring/dashboards"):
         for path in sorted((root / folder).glob("*")):
             rel = str(path.relative_to(root))
             if rel not in expected:

@@ -22,12 +22,14 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from starlette.routing import BaseRoute
 
+from schemas.events import CATALOGUE
 from services.common.kafka.broker import attach_delivery, make_broker, set_idempotence
 from services.common.kafka.capabilities import detect
 from services.common.kafka.consumer_lag import lag_loop
 from services.common.kafka.delivery import Delivery, DeliveryPolicy
 from services.common.kafka.own_topics import OwnTopics
 from services.common.kafka.retry_tiers import Backoff
+from services.common.kafka.topic_stats import sample_dlq_depth_loop
 from services.common.observability.health import Check, health_app
 from services.common.observability.logging import get_logger
 from services.common.settings import BaseServiceSettings
@@ -35,6 +37,7 @@ from services.common.settings import BaseServiceSettings
 log = get_logger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+DLQ_OF = {spec.name: spec.dlq for spec in CATALOGUE}  # topic -> its dead-letter topic
 
 
 @dataclass
@@ -91,6 +94,10 @@ class Service:
         await self.broker.start()
         self._tasks.append(
             asyncio.create_task(lag_loop(self.consumers, self.name, self.group), name="lag")
+        )
+        dlqs = [DLQ_OF[t] for t in self.topics() if t in DLQ_OF]
+        self._tasks.append(
+            asyncio.create_task(sample_dlq_depth_loop(self.settings.kafka, dlqs), name="dlq-depth")
         )
         self._tasks.append(asyncio.create_task(self._watch(own), name="watch"))
         log.info(

@@ -15,6 +15,7 @@ from schemas.mkk import ReportContentRequest
 from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
 from services.common.mkk.client import ContentAnswer
 from services.common.mkk.runtime import ReportServiceSettings, attempt_of, build_runtime
+from services.common.observability.in_flight import IN_FLIGHT
 from services.common.service import Service, new_service
 from services.content_fetcher.handler import FetcherDeps, handle_ready
 from services.content_fetcher.rows_publisher import RowsPublisher
@@ -80,6 +81,8 @@ def build(settings: Settings) -> Service:
         **consumer_options(settings.kafka, service.group),
     )
     async def on_ready(event: ReportReady, message: KafkaMessage) -> None:
-        await handle_ready(event, attempt_of(message), deps)
+        key = f"{event.member}:{event.request_id}"
+        with IN_FLIGHT.tracking("fetching", key, event.submitted_at):
+            await handle_ready(event, attempt_of(message), deps)
 
     return service

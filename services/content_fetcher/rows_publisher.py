@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaProducer
 from schemas.events import REPORTS_ROWS
 from services.common.kafka import headers as H
 from services.common.kafka.clients import new_producer
+from services.common.observability.event_metrics import observe_published
+from services.common.observability.metrics import REPORT_ROWS
 from services.common.settings import KafkaSettings
 from services.content_fetcher.row_encoding import EncodedRowsBatch
 
@@ -63,6 +65,8 @@ class RowsPublisher:
             REPORTS_ROWS.name, batch.data, key=env.kafka_key(), headers=hdrs
         )
         self._pending.append(fut)
+        observe_published(REPORTS_ROWS.name, env)  # the envelope: its own rows are empty
+        REPORT_ROWS.inc(batch.rows)
         return len(batch.data)
 
     async def flush(self) -> None:

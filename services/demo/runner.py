@@ -4,13 +4,16 @@
 2. start every process the flows ask for (sandboxes, services: `kopru run ...`), each
    with its own log file under the demo's state directory, and wait until each is ready;
 3. run each flow (reports, payments) and print what happened;
-4. stop everything (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C.
+4. with --keep, stay up until Ctrl-C / SIGTERM (watch it with `kopru top`, which finds
+   the broker and the services in <state dir>/endpoints.json);
+5. stop everything (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -47,7 +50,7 @@ class Processes:
         )
         self.running.append((spec, proc, log))
 
-    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+    async def wait_ready(self, timeout_s: float = 180.0) -> None:  # slow, shared CI machines
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=2.0) as client:
             for spec, proc, _ in self.running:
@@ -83,11 +86,29 @@ class Processes:
         self.running.clear()
 
 
+def write_endpoints(path: Path, bootstrap: str, procs: Processes) -> None:
+    """Where `kopru top` and `kopru dlq list` find the running demo."""
+    services = {
+        spec.name: spec.ready_url.removesuffix("/readyz")
+        for spec, _, _ in procs.running
+        if spec.ready_url and spec.ready_url.endswith("/readyz")
+    }
+    path.write_text(json.dumps({"bootstrap": bootstrap, "services": services}, indent=2) + "\n")
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 def _flows() -> list[ModuleType]:
     return [importlib.import_module(name) for name in FLOWS]
 
 
-async def demo(state_dir: Path) -> None:
+async def demo(state_dir: Path, keep: bool = False) -> None:
     log_dir = state_dir / "logs"
     started = time.monotonic()
     async with LocalBroker() as broker:
@@ -115,17 +136,22 @@ async def demo(state_dir: Path) -> None:
             print(f"started {len(procs.running)} processes: {names}")
             await procs.wait_ready()
             print(f"all ready after {time.monotonic() - started:.1f} s (logs in {log_dir})")
+            write_endpoints(state_dir / "endpoints.json", broker.bootstrap_servers, procs)
             for flow in flows:
                 await flow.run(ctx)
+            if keep:
+                print(f"flows done; running until Ctrl-C (`kopru top`, {state_dir}/endpoints.json)")
+                sys.stdout.flush()
+                await _wait_for_stop()
         finally:
             procs.stop()
     print(f"demo finished in {time.monotonic() - started:.1f} s; everything stopped")
 
 
-def run_demo(state_dir: Path | None = None) -> None:
+def run_demo(state_dir: Path | None = None, keep: bool = False) -> None:
     target = state_dir or Path(os.environ.get("KOPRU_DEMO_DIR", ".kopru/demo"))
     (target / "logs").mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(demo(target))
+        asyncio.run(demo(target, keep))
     except KeyboardInterrupt:
         print("demo interrupted; everything stopped", file=sys.stderr)

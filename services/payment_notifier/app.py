@@ -48,6 +48,7 @@ from services.payment_notifier.http_routes import payment_routes
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested
 from services.payment_notifier.merch_info import MerchInfoDeps, PosSettings
 from services.payment_notifier.moka_applications import MokaDeps, handle_application
+from services.payment_notifier.outbox_metrics import observe_outbox
 from services.payment_notifier.reconcile import ReconcileDeps, reconcile_due
 
 log = get_logger(__name__)
@@ -181,6 +182,7 @@ def build(settings: Settings) -> Service:
         assert confirm is not None and reconcile is not None
 
         async def relay() -> None:
+            await observe_outbox(payments)
             owner = new_owner()  # this pass's lease
             for row in await payments.take_unpublished(owner, pay.publish_lease_s):
                 await publish_recorded(payments, confirm.publish, row, owner, path="relay")

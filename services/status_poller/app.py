@@ -12,6 +12,7 @@ from services.common.kafka.broker import consumer_options, publish_event, subscr
 from services.common.kafka.retry_tiers import Backoff
 from services.common.mkk.outcome import MkkOutcome
 from services.common.mkk.runtime import ReportServiceSettings, attempt_of, build_runtime
+from services.common.observability.in_flight import IN_FLIGHT
 from services.common.service import Service, new_service
 from services.status_poller.handler import PollerDeps, handle_submitted
 
@@ -61,6 +62,8 @@ def build(settings: Settings) -> Service:
         holder = f"{getattr(rec, 'topic', '?')}:{getattr(rec, 'partition', '?')}:" + str(
             getattr(rec, "offset", "?")
         )
-        await handle_submitted(event, attempt_of(message), holder, deps)
+        key = f"{event.member}:{event.request_id}"
+        with IN_FLIGHT.tracking("polling", key, event.submitted_at):
+            await handle_submitted(event, attempt_of(message), holder, deps)
 
     return service

@@ -148,3 +148,24 @@ async def test_a_failure_to_recheck_becomes_due_once_and_can_be_cleared(
     await pstore.clear_due(t)
     row = await pstore.get(t)
     assert row is not None and row.state == FAILED
+
+
+async def test_outbox_backlog_counts_recorded_outcomes_until_published(
+    pstore: PaymentStore,
+) -> None:
+    from services.payment_notifier.outbox_metrics import observe_outbox
+
+    before, _ = await pstore.outbox_backlog()
+    a, b, init = tok(), tok(), tok()
+    await pstore.record_outcome(outcome(a), "o", 30)
+    await pstore.record_outcome(outcome(b), "o", 30)
+    await pstore.record_initialized(init, "order-x", due_at=time.time())  # not an outcome
+    count, oldest = await pstore.outbox_backlog()
+    assert count == before + 2
+    assert oldest is not None and oldest <= time.time()
+    assert await pstore.mark_published(a, "o")
+    assert (await pstore.outbox_backlog())[0] == before + 1
+    assert await pstore.mark_published(b, "o")
+    n, age = await observe_outbox(pstore)
+    assert n == before
+    assert before > 0 or age == 0.0

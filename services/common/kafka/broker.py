@@ -22,6 +22,7 @@ from services.common.kafka.clients import idempotence
 from services.common.kafka.delivery import Delivery, DeliveryPolicy
 from services.common.kafka.progress import ConsumerProgress
 from services.common.kafka.retry_tiers import retry_topics
+from services.common.observability.event_metrics import observe_published
 from services.common.observability.logging import get_logger
 from services.common.settings import KafkaSettings
 
@@ -126,6 +127,7 @@ async def publish_event(
     await broker.publish(
         encode_event(spec, event), topic=spec.name, key=event.kafka_key(), headers=hdrs
     )
+    observe_published(spec.name, event)
 
 
 def _current_correlation_id() -> str | None:

@@ -38,6 +38,7 @@ from schemas.mkk import (
     ReportStatusRequest,
     WireRequest,
 )
+from services.common.mkk.call_metrics import counted, timed
 from services.common.mkk.outcome import MkkOutcome, MkkTransportError, MkkUnverifiedAnswer
 from services.common.mkk.settings import MkkApiSettings
 from services.common.observability.logging import get_logger
@@ -102,14 +103,15 @@ class MkkClient:
     # ------------------------------------------------------------------ §3.2 token
     async def auth(self, req: AuthRequest) -> AuthResult:
         """POST /v1/auth, plain JSON (§3.2.4). The password is only in the body."""
-        try:
-            resp = await self._client().post(
-                AUTH_PATH,
-                content=req.to_wire_json(),
-                headers={"Content-Type": "application/json"},
-            )
-        except httpx.HTTPError as exc:
-            raise MkkTransportError(f"auth: {type(exc).__name__}") from None
+        with timed(AUTH_PATH):
+            try:
+                resp = await self._client().post(
+                    AUTH_PATH,
+                    content=req.to_wire_json(),
+                    headers={"Content-Type": "application/json"},
+                )
+            except httpx.HTTPError as exc:
+                raise MkkTransportError(f"auth: {type(exc).__name__}") from None
         ref = req.request_header.sender_reference
         try:
             data: Any = resp.json()
@@ -121,7 +123,7 @@ class MkkClient:
             except ValidationError:
                 raise MkkTransportError("auth: malformed token answer") from None
             return AuthResult(
-                MkkOutcome.from_code("0000", 200, sender_reference=ref),
+                counted(AUTH_PATH, MkkOutcome.from_code("0000", 200, sender_reference=ref)),
                 token=answer.token.get_secret_value(),
             )
         try:
@@ -129,11 +131,14 @@ class MkkClient:
         except ValidationError:
             raise MkkTransportError(f"auth: HTTP {resp.status_code}, unknown body") from None
         return AuthResult(
-            MkkOutcome.from_code(
-                failure.error_code,
-                resp.status_code,
-                description=failure.error_message,
-                sender_reference=ref,
+            counted(
+                AUTH_PATH,
+                MkkOutcome.from_code(
+                    failure.error_code,
+                    resp.status_code,
+                    description=failure.error_message,
+                    sender_reference=ref,
+                ),
             )
         )
 
@@ -161,12 +166,13 @@ class MkkClient:
 
     async def _post_signed(self, path: str, req: WireRequest, token: str, member: str) -> Any:
         body = await self._signed_body(req)
-        try:
-            resp = await self._client().post(
-                path, content=body, headers=self._headers(token, member)
-            )
-        except httpx.HTTPError as exc:
-            raise MkkTransportError(f"{path}: {type(exc).__name__}") from None
+        with timed(path):
+            try:
+                resp = await self._client().post(
+                    path, content=body, headers=self._headers(token, member)
+                )
+            except httpx.HTTPError as exc:
+                raise MkkTransportError(f"{path}: {type(exc).__name__}") from None
         payload = self._verify(resp.content)
         return resp.status_code, payload
 
@@ -190,7 +196,7 @@ class MkkClient:
             answer = BalanceReportAnswer.model_validate(payload)
         except ValidationError:
             raise MkkUnverifiedAnswer("balance-report answer does not match §5.1.5") from None
-        return self._outcome(status, answer, ref_id=answer.ref_id)
+        return counted(BALANCE_REPORT_PATH, self._outcome(status, answer, ref_id=answer.ref_id))
 
     async def report_status(self, req: ReportStatusRequest, token: str) -> MkkOutcome:
         """§6.1: RP020-RP023 pending, 0000 with fileNames, RP025 / RP026 / RP018."""
@@ -200,7 +206,8 @@ class MkkClient:
             answer = ReportStatusAnswer.model_validate(payload)
         except ValidationError:
             raise MkkUnverifiedAnswer("status answer does not match §6.1.5") from None
-        return self._outcome(status, answer, ref_id=req.ref_id, file_names=answer.file_names)
+        outcome = self._outcome(status, answer, ref_id=req.ref_id, file_names=answer.file_names)
+        return counted(REPORT_STATUS_PATH, outcome)
 
     @asynccontextmanager
     async def report_content(
@@ -213,19 +220,18 @@ class MkkClient:
         request = client.build_request(
             "POST", REPORT_CONTENT_PATH, content=body, headers=self._headers(token, member)
         )
-        try:
-            resp = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise MkkTransportError(f"content: {type(exc).__name__}") from None
+        with timed(REPORT_CONTENT_PATH):
+            try:
+                resp = await client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise MkkTransportError(f"content: {type(exc).__name__}") from None
         try:
             ctype = resp.headers.get("content-type", "")
             if resp.status_code == 200 and ctype.startswith("application/octet-stream"):
-                yield ContentAnswer(
-                    MkkOutcome.from_code(
-                        "0000", 200, sender_reference=req.request_header.sender_reference
-                    ),
-                    resp,
+                ok = MkkOutcome.from_code(
+                    "0000", 200, sender_reference=req.request_header.sender_reference
                 )
+                yield ContentAnswer(counted(REPORT_CONTENT_PATH, ok), resp)
                 return
             try:
                 raw = await resp.aread()
@@ -237,13 +243,16 @@ class MkkClient:
             except ValidationError:
                 raise MkkUnverifiedAnswer("content error does not match §6.2.5") from None
             yield ContentAnswer(
-                MkkOutcome.from_code(
-                    err.code,
-                    resp.status_code,
-                    description=err.response_desc,
-                    message_id=err.response_header.message_id,
-                    sender_reference=err.response_header.sender_reference,
-                    ref_id=req.ref_id,
+                counted(
+                    REPORT_CONTENT_PATH,
+                    MkkOutcome.from_code(
+                        err.code,
+                        resp.status_code,
+                        description=err.response_desc,
+                        message_id=err.response_header.message_id,
+                        sender_reference=err.response_header.sender_reference,
+                        ref_id=req.ref_id,
+                    ),
                 )
             )
         finally:

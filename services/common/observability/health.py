@@ -2,19 +2,32 @@
 
 - /healthz: the process and its consumers are alive (200) or a consumer task died (503);
 - /readyz: the broker answers and every store answers (200), else 503 with what failed;
-- /metrics: Prometheus text format (default registry).
+- /metrics: Prometheus text format (default registry); each scrape also runs the
+  readiness checks, so `kopru_ready` and `kopru_readiness_check{check}` say what /readyz
+  would answer;
+- every request is counted by route and status (`kopru_http_requests_total`) and timed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.observability.metrics import (
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+    READY,
+    READY_CHECK,
+)
 
 Check = Callable[[], Awaitable[None]]
 
@@ -33,7 +46,7 @@ def health_app(
             status_code=200 if not problems else 503,
         )
 
-    async def readyz(_: Request) -> Response:
+    async def check_all() -> dict[str, str]:
         failed: dict[str, str] = {}
 
         async def run(name: str, check: Check) -> None:
@@ -43,17 +56,55 @@ def health_app(
                 failed[name] = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
 
         await asyncio.gather(*(run(n, c) for n, c in readiness.items()))
+        for name in readiness:
+            READY_CHECK.labels(name).set(0 if name in failed else 1)
+        READY.set(0 if failed else 1)
+        return failed
+
+    async def readyz(_: Request) -> Response:
+        failed = await check_all()
         body = {"status": "ready" if not failed else "not ready", "failed": failed}
         return JSONResponse(body, status_code=200 if not failed else 503)
 
     async def metrics(_: Request) -> Response:
+        await check_all()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-            *routes,
-        ]
-    )
+    all_routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *routes,
+    ]
+    known = {getattr(r, "path", "") for r in all_routes} - {""}
+    return Starlette(routes=all_routes, middleware=[Middleware(_Counted, known=known)])
+
+
+class _Counted:
+    """Counts and times every HTTP request by route (its path if it is a known route,
+    else "other") and status code; a handler that raises counts as 500."""
+
+    def __init__(self, app: ASGIApp, known: set[str]) -> None:
+        self.app = app
+        self.known = known
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        route = path if path in self.known else "other"
+        status = 500
+        started = time.perf_counter()
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            HTTP_REQUESTS.labels(route, str(status)).inc()
+            HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)

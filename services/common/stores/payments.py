@@ -152,6 +152,10 @@ class PaymentStore(Store):
     async def get(self, token: str) -> PaymentRow | None: ...
 
     @abc.abstractmethod
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        """Recorded outcomes not yet published: how many, and the oldest's updated_at."""
+
+    @abc.abstractmethod
     async def purge(self, older_than_s: float | None = None) -> int:
         """Delete published outcomes older than the retention; return how many."""
 

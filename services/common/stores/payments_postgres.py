@@ -151,6 +151,14 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
         values = await self._pool().fetchrow(f"SELECT {COLUMNS} FROM {TABLE} WHERE token=$1", token)
         return None if values is None else row_from(values)
 
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        row = await self._pool().fetchrow(
+            f"SELECT COUNT(*), MIN(updated_at) FROM {TABLE} "
+            "WHERE NOT published AND state <> 'initialized'"
+        )
+        count, oldest = (0, None) if row is None else (row[0], row[1])
+        return int(count), None if oldest is None else float(oldest)
+
     async def purge(self, older_than_s: float | None = None) -> int:
         status = await self._pool().execute(
             f"DELETE FROM {TABLE} WHERE published AND updated_at < $1", self._age(older_than_s)

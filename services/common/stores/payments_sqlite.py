@@ -157,6 +157,15 @@ class SqlitePaymentStore(SqliteBacked, PaymentStore):
         _, rows = await self.db.execute(f"SELECT {COLUMNS} FROM {TABLE} WHERE token=?", (token,))
         return row_from(rows[0]) if rows else None
 
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        _, rows = await self.db.execute(
+            f"SELECT COUNT(*), MIN(updated_at) FROM {TABLE} "
+            "WHERE published=0 AND state != 'initialized'",
+            (),
+        )
+        count, oldest = rows[0]
+        return int(count), None if oldest is None else float(oldest)
+
     async def purge(self, older_than_s: float | None = None) -> int:
         return await self._write(
             f"DELETE FROM {TABLE} WHERE published=1 AND updated_at < ?",
