@@ -33,12 +33,12 @@ from schemas.events import (
     topic,
 )
 from services.common.kafka.broker import encode_event
-from services.common.kafka.local_broker import LocalBroker
 from services.common.kafka.topic_admin import create_topics
 from services.common.service import Service
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
-from tests.conftest import local_kafka_settings, unavailable
+from tests.broker_pool import TEST_ENGINE, Broker
+from tests.conftest import broker_settings, local_kafka_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth-token", "report-requester", "status-poller", "content-fetcher")
@@ -174,9 +174,10 @@ class ReportSystem:
     services: list[Service] = field(default_factory=list)
     watcher: Watcher | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine: str = TEST_ENGINE
 
     def settings_data(self) -> dict[str, Any]:
-        kafka = local_kafka_settings(self.bootstrap).model_dump(mode="json")
+        kafka = local_kafka_settings(self.bootstrap, self.engine).model_dump(mode="json")
         data: dict[str, Any] = {
             "kafka": kafka,
             "store": {"url": self.store_url},
@@ -279,17 +280,10 @@ def report_request(
 
 
 @pytest.fixture
-async def report_broker() -> AsyncIterator[LocalBroker]:
-    broker = LocalBroker()
-    try:
-        broker.start()
-        await broker.wait_ready()
-    except (FileNotFoundError, OSError, TimeoutError, RuntimeError) as exc:
-        broker.stop()
-        unavailable(f"local Kafka broker could not start: {exc}")
-    await create_topics(local_kafka_settings(broker.bootstrap_servers), with_config=False)
-    yield broker
-    broker.stop()
+async def report_broker(fresh_broker: Broker) -> AsyncIterator[Broker]:
+    """An empty broker of its own with the topic catalogue."""
+    await create_topics(broker_settings(fresh_broker))
+    yield fresh_broker
 
 
 @pytest.fixture
@@ -301,7 +295,7 @@ def report_sandbox(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def report_system(
-    report_broker: LocalBroker, report_sandbox: str, tmp_path: Path
+    report_broker: Broker, report_sandbox: str, tmp_path: Path
 ) -> AsyncIterator[ReportSystem]:
     keys = ensure_demo_keys(tmp_path / "sandbox")
     pw = tmp_path / "mkk_password"
@@ -313,6 +307,7 @@ async def report_system(
         store_url=f"sqlite:///{tmp_path}/kopru.db",
         password_file=pw,
         keys=keys,
+        engine=report_broker.engine,
     )
     system.admin("/_sandbox/settings", "PUT", {"report_lock": "off"})
     system.watcher = Watcher(

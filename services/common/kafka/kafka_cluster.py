@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -29,10 +28,11 @@ from typing import IO, Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.common.kafka.kafka_dist import KafkaDist, fetch, file_lock
-from services.common.kafka.local_broker import die_with_parent, free_port
+from services.common.kafka.local_broker import die_with_parent, free_port, port_open
 
 # One cluster id for every local cluster: each is alone on its own ports.
 CLUSTER_ID = "a29wcnUtbG9jYWwta2Fma2E"
+LOST_QUORUM_GRACE_S = 2.0
 
 
 @dataclass
@@ -65,6 +65,9 @@ def node_config(node: KafkaNode, voters: str, nodes: int, host: str) -> dict[str
         "log.dirs": str(node.dir / "data"),
         "auto.create.topics.enable": "false",
         "group.initial.rebalance.delay.ms": "0",
+        # Local runs and tests use 2 s consumer sessions (a killed consumer's partitions
+        # move fast); the broker default minimum is 6 s.
+        "group.min.session.timeout.ms": "1000",
         "default.replication.factor": rf,
         "min.insync.replicas": isr,
         "offsets.topic.replication.factor": rf,
@@ -95,7 +98,12 @@ def write_properties(path: Path, cfg: dict[str, str]) -> None:
 
 class KafkaCluster:
     """`nodes` combined KRaft nodes; `port` is the first node's broker port (the next
-    nodes take port+1, port+2), else free ports are chosen."""
+    nodes take port+1, port+2), else free ports are chosen.
+
+    Start nodes from the thread that will outlive them (PR_SET_PDEATHSIG follows the
+    parent thread): not from asyncio.to_thread."""
+
+    engine = "kafka"
 
     def __init__(
         self,
@@ -119,7 +127,9 @@ class KafkaCluster:
             bport = port + i - 1 if port else free_port(host)
             d = self.data_dir / f"node-{i}"
             self.nodes[i] = KafkaNode(i, bport, free_port(host), d)
-        self.voters = ",".join(f"{n.node_id}@{host}:{n.controller_port}" for n in self.nodes.values())
+        self.voters = ",".join(
+            f"{n.node_id}@{host}:{n.controller_port}" for n in self.nodes.values()
+        )
 
     @property
     def dist(self) -> KafkaDist:
@@ -214,20 +224,25 @@ class KafkaCluster:
         self._reap(node)
 
     def stop(self, node_id: int | None = None, timeout_s: float = 15.0) -> None:
-        """SIGTERM (controlled shutdown) one node or all at once, SIGKILL after timeout_s."""
+        """SIGTERM (controlled shutdown) one node, or every node one after the other;
+        SIGKILL after timeout_s.
+
+        A node whose controller has lost its quorum (the others are down) cannot finish
+        a controlled shutdown and would wait forever: it gets LOST_QUORUM_GRACE_S. Its
+        log is in the page cache and recovered at the next start, as after a crash."""
         ids = [node_id] if node_id is not None else list(self.nodes)
-        procs = [(self.nodes[i], self.nodes[i].proc) for i in ids]
-        for _, p in procs:
-            if p is not None and p.poll() is None:
-                p.terminate()
-        deadline = time.monotonic() + timeout_s
-        for node, p in procs:
-            if p is not None:
+        for i in ids:
+            node, proc = self.nodes[i], self.nodes[i].proc
+            if proc is not None and proc.poll() is None:
+                others = [n for n in self.nodes.values() if n is not node and n.running]
+                lost_quorum = len(self.nodes) > 1 and 2 * (len(others) + 1) <= len(self.nodes)
+                grace = min(timeout_s, LOST_QUORUM_GRACE_S) if lost_quorum else timeout_s
+                proc.terminate()
                 try:
-                    p.wait(max(0.0, deadline - time.monotonic()))
+                    proc.wait(grace)
                 except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+                    proc.kill()
+                    proc.wait()
             self._reap(node)
 
     def stop_all(self, timeout_s: float = 15.0) -> None:
@@ -264,6 +279,9 @@ class KafkaCluster:
                 if n.proc is not None and i not in running:
                     tail = (n.dir / "server.log").read_text(errors="replace")[-3000:]
                     raise RuntimeError(f"kafka node {i} exited ({n.proc.returncode}):\n{tail}")
+            if not all(port_open(self.host, self.nodes[i].port) for i in running):
+                await asyncio.sleep(0.05)
+                continue
             try:
                 info = await self._describe(running)
                 brokers = {b["node_id"] for b in info["brokers"]}
@@ -289,7 +307,9 @@ class KafkaCluster:
         finally:
             await admin.close()
 
-    async def leader_of(self, topic: str, partition: int = 0, timeout_s: float = 10.0) -> int | None:
+    async def leader_of(
+        self, topic: str, partition: int = 0, timeout_s: float = 10.0
+    ) -> int | None:
         """The node id leading `topic`/`partition` now (None while it has no leader).
 
         Retried: right after a kill the metadata still lists the dead node for a while
@@ -334,7 +354,8 @@ class KafkaCluster:
 
 async def prepare(dist: KafkaDist | None = None) -> KafkaDist:
     """Fetch the jars, format the storage templates and write the CDS archive, once."""
-    dist = dist or await asyncio.to_thread(fetch)
+    if dist is None:
+        dist = await asyncio.to_thread(fetch)
     if dist.cds_archive.exists():
         return dist
     partial = dist.cds_archive.with_suffix(".jsa.partial")

@@ -89,7 +89,9 @@ class KafkaDist:
         # Sorted and explicit (no `libs/*`): a CDS archive only maps for the same classpath.
         return os.pathsep.join(str(p) for p in sorted(self.libs.glob("*.jar")))
 
-    def java(self, main: str, *args: str, heap: str = "384m", dump_cds: Path | None = None) -> list[str]:
+    def java(
+        self, main: str, *args: str, heap: str = "384m", dump_cds: Path | None = None
+    ) -> list[str]:
         java = shutil.which("java")
         if java is None:
             raise KafkaUnavailable("the kafka engine needs Java 17+: `java` is not on PATH")
@@ -97,7 +99,11 @@ class KafkaDist:
         if dump_cds is not None:
             cmd.append(f"-XX:ArchiveClassesAtExit={dump_cds}")
         elif self.cds_archive.exists():
-            cmd += [f"-XX:SharedArchiveFile={self.cds_archive}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+            cmd += [
+                f"-XX:SharedArchiveFile={self.cds_archive}",
+                "-Xlog:cds=off",
+                "-Xlog:cds+dynamic=off",
+            ]
         return [*cmd, "-cp", self.classpath(), main, *args]
 
 
