@@ -46,11 +46,16 @@ class KafkaPool:
         self.waits: list[float] = []  # how long tests waited for their broker
 
     async def _spawn(self) -> None:
-        if self.dist is None:
-            self.dist = await prepare()  # fetch + storage templates + CDS, once
-        cluster = KafkaCluster(1, dist=self.dist, heap=TEST_HEAP)
+        dist = await self.ready_dist()  # fetch + storage templates + CDS, once
+        cluster = KafkaCluster(1, dist=dist, heap=TEST_HEAP)
         cluster.start()
         self.spare = cluster
+
+    async def ready_dist(self) -> KafkaDist:
+        """The fetched and prepared Kafka (for tests that start clusters of their own)."""
+        if self.dist is None:
+            self.dist = await prepare()
+        return self.dist
 
     async def take(self) -> KafkaCluster:
         started = time.monotonic()
