@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from services.common.kafka.engines import engine as engine_info
-from services.common.kafka.kafka_dist import KafkaUnavailable
+from services.common.kafka.kafka_dist import KafkaDist, KafkaUnavailable
 from services.common.observability.logging import configure_logging
 from services.common.settings import KafkaSettings, LogSettings, StoreSettings
 from services.common.stores.factory import open_store
@@ -101,10 +101,16 @@ _ENGINE_OF: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Which engine each broker test runs on, for the summary."""
     for item in items:
         callspec = getattr(item, "callspec", None)
+        names = getattr(item, "fixturenames", ())
         if callspec is not None and "broker_engine" in callspec.params:
             _ENGINE_OF[item.nodeid] = callspec.params["broker_engine"]
+        elif "kafka_broker" in names:
+            _ENGINE_OF[item.nodeid] = TEST_ENGINE
+        elif "kafka_dist" in names:  # starts Apache Kafka clusters of its own
+            _ENGINE_OF[item.nodeid] = "kafka"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -125,6 +131,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def pytest_sessionfinish() -> None:
     POOL.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_dist() -> KafkaDist:
+    """Apache Kafka fetched and prepared once (jars, storage templates, CDS archive), for
+    tests that start clusters of their own; skips locally without Java or Maven."""
+    try:
+        return asyncio.run(POOL.ready_dist())
+    except (KafkaUnavailable, OSError, RuntimeError, TimeoutError) as exc:
+        unavailable(f"Apache Kafka could not be prepared: {exc}")
+        raise  # unreachable: unavailable() skips or fails
 
 
 @pytest.fixture(scope="session")

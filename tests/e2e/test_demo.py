@@ -16,7 +16,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.engines("tansu", "kafka")
-def test_demo_runs_every_flow_and_stops_everything(tmp_path: Path, broker_engine: str) -> None:
+def test_demo_runs_every_flow_and_stops_everything(
+    tmp_path: Path, broker_engine: str, request: pytest.FixtureRequest
+) -> None:
+    if broker_engine == "kafka":
+        request.getfixturevalue("kafka_dist")  # skips locally without Java / Maven
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     proc = subprocess.run(
         [sys.executable, "-m", "services.cli", "demo", "--engine", broker_engine],

@@ -17,23 +17,11 @@ from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceTy
 
 from schemas.events import CATALOGUE
 from services.common.kafka.kafka_cluster import KafkaCluster
-from services.common.kafka.kafka_dist import KafkaDist, KafkaUnavailable
+from services.common.kafka.kafka_dist import KafkaDist
 from services.common.kafka.local_broker import free_port
-from tests.broker_pool import POOL
-from tests.conftest import unavailable
 from tests.kafka_tools import create_topics, produce, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def kafka_dist() -> KafkaDist:
-    """The fetched Kafka (fetched once per session by the pool)."""
-    try:
-        return await POOL.ready_dist()  # the jars, storage templates and CDS archive
-    except (KafkaUnavailable, OSError, RuntimeError, TimeoutError) as exc:
-        unavailable(f"Apache Kafka could not be prepared: {exc}")
-        raise
 
 
 def _alive(pids: list[int]) -> list[int]:
