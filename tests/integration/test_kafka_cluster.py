@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.events import CATALOGUE
 from services.common.kafka.kafka_cluster import KafkaCluster

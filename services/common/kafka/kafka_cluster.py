@@ -20,80 +20,22 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.common.kafka.kafka_dist import KafkaDist, fetch, file_lock
-from services.common.kafka.local_broker import die_with_parent, free_port, port_open
-
-# One cluster id for every local cluster: each is alone on its own ports.
-CLUSTER_ID = "a29wcnUtbG9jYWwta2Fma2E"
-LOST_QUORUM_GRACE_S = 2.0
-
-
-@dataclass
-class KafkaNode:
-    node_id: int
-    port: int
-    controller_port: int
-    dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
-def node_config(node: KafkaNode, voters: str, nodes: int, host: str) -> dict[str, str]:
-    """server.properties of one combined node; replication fits 1 or 3 nodes."""
-    rf = "3" if nodes >= 3 else "1"
-    isr = "2" if nodes >= 3 else "1"
-    return {
-        "process.roles": "broker,controller",
-        "node.id": str(node.node_id),
-        "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{host}:{node.port},CONTROLLER://{host}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{node.port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(node.dir / "data"),
-        "auto.create.topics.enable": "false",
-        "group.initial.rebalance.delay.ms": "0",
-        # Local runs and tests use 2 s consumer sessions (a killed consumer's partitions
-        # move fast); the broker default minimum is 6 s.
-        "group.min.session.timeout.ms": "1000",
-        "default.replication.factor": rf,
-        "min.insync.replicas": isr,
-        "offsets.topic.replication.factor": rf,
-        "offsets.topic.num.partitions": "8",
-        "transaction.state.log.replication.factor": rf,
-        "transaction.state.log.min.isr": isr,
-        "transaction.state.log.num.partitions": "4",
-        "share.coordinator.state.topic.replication.factor": rf,
-        "share.coordinator.state.topic.min.isr": isr,
-        "share.coordinator.state.topic.num.partitions": "1",
-        "unclean.leader.election.enable": "false",
-        # Fence a killed node after 3 s, not 9 s: leaders move soon after a crash.
-        "broker.session.timeout.ms": "3000",
-        "broker.heartbeat.interval.ms": "500",
-        # A laptop / CI box, not a data centre: few threads, a small cleaner buffer.
-        "num.network.threads": "2",
-        "num.io.threads": "2",
-        "background.threads": "2",
-        "num.recovery.threads.per.data.dir": "1",
-        "log.cleaner.threads": "1",
-        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
-    }
-
-
-def write_properties(path: Path, cfg: dict[str, str]) -> None:
-    path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+from services.common.kafka.kafka_node import (
+    CLUSTER_ID,
+    LOST_QUORUM_GRACE_S,
+    KafkaNode,
+    node_config,
+    node_port,
+    write_properties,
+)
+from services.common.kafka.local_broker import die_with_parent, port_open
 
 
 class KafkaCluster:
@@ -124,9 +66,9 @@ class KafkaCluster:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="kopru-kafka-")).resolve()
         self.nodes: dict[int, KafkaNode] = {}
         for i in range(1, nodes + 1):
-            bport = port + i - 1 if port else free_port(host)
+            bport = port + i - 1 if port else node_port(host)
             d = self.data_dir / f"node-{i}"
-            self.nodes[i] = KafkaNode(i, bport, free_port(host), d)
+            self.nodes[i] = KafkaNode(i, bport, node_port(host), d)
         self.voters = ",".join(
             f"{n.node_id}@{host}:{n.controller_port}" for n in self.nodes.values()
         )
