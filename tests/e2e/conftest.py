@@ -103,12 +103,15 @@ class Watcher:
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
         )
         await c.start()
-        await c._client.force_metadata_update()
-        tps = [
-            TopicPartition(t, p)
-            for t in self.topics
-            for p in sorted(c.partitions_for_topic(t) or [])
-        ]
+        # Real Kafka creates topics asynchronously: wait until each has its partitions.
+        deadline = time.monotonic() + 30
+        while True:
+            await c._client.force_metadata_update()
+            parts = {t: c.partitions_for_topic(t) for t in self.topics}
+            if all(parts.values()) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(t, p) for t in self.topics for p in sorted(parts[t] or [])]
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         self._consumer = c
