@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from services.common.kafka.engines import ENGINES, engine_env, fit_settings
-from services.common.kafka.kafka_cluster import KafkaCluster, prepare
+from services.common.kafka.kafka_cluster import KafkaCluster, prepare, wait_for_leaders
 from services.common.kafka.kafka_dist import KafkaUnavailable
 from services.common.kafka.local_broker import LocalBroker
 from services.common.kafka.topic_admin import create_topics, plan
@@ -26,6 +26,7 @@ async def _announce(bootstrap: str, engine: str, nodes: int, create: bool) -> No
     settings = fit_settings(KafkaSettings(bootstrap_servers=bootstrap), engine, nodes)
     if create:
         created = await create_topics(settings)
+        await wait_for_leaders(bootstrap, [t.name for t in plan(settings)])
         typer.echo(
             f"created {len(created)} topics ({len(plan(settings))} in the catalogue, "
             f"replication factor {settings.replication_factor})"

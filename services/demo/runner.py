@@ -24,9 +24,9 @@ from typing import IO
 import httpx
 
 from services.common.kafka.engines import engine_env, fit_settings
-from services.common.kafka.kafka_cluster import KafkaCluster, prepare
+from services.common.kafka.kafka_cluster import KafkaCluster, prepare, wait_for_leaders
 from services.common.kafka.local_broker import LocalBroker, die_with_parent
-from services.common.kafka.topic_admin import create_topics
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
 from services.demo.context import DemoContext, ProcessSpec
 
@@ -99,6 +99,7 @@ async def demo(state_dir: Path, engine: str = "tansu") -> None:
     async with broker:
         kafka = fit_settings(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), engine)
         created = await create_topics(kafka)
+        await wait_for_leaders(broker.bootstrap_servers, [t.name for t in plan(kafka)])
         print(
             f"local broker ({engine}) on {broker.bootstrap_servers}: {len(created)} topics created"
         )
@@ -122,7 +123,7 @@ async def demo(state_dir: Path, engine: str = "tansu") -> None:
                     procs.start(spec, ctx.base_env)
             names = ", ".join(s.name for s, _, _ in procs.running)
             print(f"started {len(procs.running)} processes: {names}")
-            await procs.wait_ready()
+            await procs.wait_ready(120.0 if engine == "kafka" else 60.0)
             print(f"all ready after {time.monotonic() - started:.1f} s (logs in {log_dir})")
             for flow in flows:
                 await flow.run(ctx)

@@ -33,7 +33,8 @@ from schemas.events import (
     topic,
 )
 from services.common.kafka.broker import encode_event
-from services.common.kafka.topic_admin import create_topics
+from services.common.kafka.kafka_cluster import wait_for_leaders
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.service import Service
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
@@ -285,7 +286,9 @@ def report_request(
 @pytest.fixture
 async def report_broker(fresh_broker: Broker) -> AsyncIterator[Broker]:
     """An empty broker of its own with the topic catalogue."""
-    await create_topics(broker_settings(fresh_broker))
+    settings = broker_settings(fresh_broker)
+    await create_topics(settings)
+    await wait_for_leaders(settings.bootstrap_servers, [t.name for t in plan(settings)])
     yield fresh_broker
 
 

@@ -34,6 +34,7 @@ from schemas.events import (
     BKM_PAYMENT_REQUESTED,
     BkmPaymentRequested,
 )
+from services.common.kafka.kafka_cluster import wait_for_leaders
 from services.common.kafka.local_broker import die_with_parent, free_port
 from services.common.kafka.topic_admin import create_topics, plan
 from services.demo.flow_payments import (
@@ -134,6 +135,7 @@ async def system(pg_url: str, tmp_path: Path, fresh_broker: Broker) -> AsyncIter
     try:
         kafka = broker_settings(broker)
         await create_topics(kafka, plan(kafka))
+        await wait_for_leaders(kafka.bootstrap_servers, [t.name for t in plan(kafka)])
         keys = ensure_demo_keys(tmp_path / "bkm")
         secrets = write_secrets(tmp_path / "secrets")
         ports = [free_port(), free_port()]

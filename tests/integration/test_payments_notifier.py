@@ -28,6 +28,7 @@ from schemas.events import (
     BkmPaymentRequested,
     MokaDealerApplicationRequested,
 )
+from services.common.kafka.kafka_cluster import wait_for_leaders
 from services.common.kafka.local_broker import free_port
 from services.common.kafka.topic_admin import create_topics, plan
 from services.common.observability.health import health_app
@@ -131,7 +132,9 @@ def notifier_settings(
 async def world(
     kafka_settings: KafkaSettings, store_settings: StoreSettings, keys: BkmDemoKeys
 ) -> AsyncIterator[World]:
-    await create_topics(kafka_settings, plan(kafka_settings, PAYMENT_TOPICS), with_config=False)
+    topics = plan(kafka_settings, PAYMENT_TOPICS)
+    await create_topics(kafka_settings, topics, with_config=False)
+    await wait_for_leaders(kafka_settings.bootstrap_servers, [t.name for t in topics])
     notifier_port, bkm_port, moka_port = free_port(), free_port(), free_port()
     notifier_url = f"http://127.0.0.1:{notifier_port}"
     sandbox = bkm_app(

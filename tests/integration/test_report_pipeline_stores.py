@@ -18,7 +18,8 @@ from schemas.events import (
     REPORTS_SUBMITTED,
     ReportCompleted,
 )
-from services.common.kafka.topic_admin import create_topics
+from services.common.kafka.kafka_cluster import wait_for_leaders
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import StoreSettings
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
@@ -33,7 +34,9 @@ pytestmark = pytest.mark.integration
 async def system(
     fresh_broker: Broker, store_settings: StoreSettings, tmp_path: Path
 ) -> AsyncIterator[ReportSystem]:
-    await create_topics(broker_settings(fresh_broker))
+    settings = broker_settings(fresh_broker)
+    await create_topics(settings)
+    await wait_for_leaders(settings.bootstrap_servers, [t.name for t in plan(settings)])
     proc, url = start_sandbox(tmp_path)
     pw = tmp_path / "pw"
     pw.write_text(DEMO_PASSWORD)

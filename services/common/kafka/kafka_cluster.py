@@ -294,6 +294,35 @@ class KafkaCluster:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+async def wait_for_leaders(bootstrap: str, topics: list[str], timeout_s: float = 120.0) -> None:
+    """Until every partition of `topics` has a leader. Apache Kafka creates topics
+    asynchronously: CreateTopics answers before the partitions can be used, and a
+    service starting then sees NOT_LEADER / no coordinator for a while (seconds; tens of
+    seconds for the whole catalogue on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    pending = set(topics)
+    while pending:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        # Not answering yet: try again until the deadline.
+        with contextlib.suppress(Exception):
+            try:
+                await admin.start()
+                for t in await admin.describe_topics(sorted(pending)):
+                    parts = t.get("partitions") or []
+                    if (
+                        t.get("error_code", 0) == 0
+                        and parts
+                        and all(p["leader"] >= 0 for p in parts)
+                    ):
+                        pending.discard(t["topic"])
+            finally:
+                await admin.close()
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no leader after {timeout_s:.0f} s for {sorted(pending)}")
+            await asyncio.sleep(0.2)
+
+
 async def prepare(dist: KafkaDist | None = None) -> KafkaDist:
     """Fetch the jars, format the storage templates and write the CDS archive, once."""
     if dist is None:
