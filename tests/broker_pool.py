@@ -9,7 +9,9 @@ services use fixed catalogue topic names and group ids).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import time
 from collections import Counter
 from typing import Protocol
@@ -104,6 +106,31 @@ def stop_broker(broker: Broker) -> None:
         KafkaPool.release(broker)
     else:
         broker.stop()
+
+
+def kill_broker(broker: Broker) -> None:
+    """SIGKILL the broker (every node), as in a crash."""
+    if isinstance(broker, KafkaCluster):
+        broker.kill_all()
+    elif isinstance(broker, LocalBroker) and broker.proc is not None:
+        broker.proc.kill()
+        broker.proc.wait()
+        broker.proc = None
+
+
+async def restart_empty(broker: Broker, down_s: float = 1.0) -> None:
+    """SIGKILL the broker and start it again on the same address, empty: tansu is memory
+    only; a Kafka node comes back with fresh storage, as a broker whose disk was lost."""
+    kill_broker(broker)
+    await asyncio.sleep(down_s)
+    if isinstance(broker, KafkaCluster):
+        for node in broker.nodes.values():
+            shutil.rmtree(node.dir / "data", ignore_errors=True)
+        broker.start()
+        await broker.wait_ready()
+    elif isinstance(broker, LocalBroker):
+        broker.start()
+        await broker.wait_ready()
 
 
 def summary(outcomes: Counter[tuple[str, str]]) -> list[str]:

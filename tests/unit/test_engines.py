@@ -15,7 +15,7 @@ from services.common.settings import KafkaSettings
 
 def test_tansu_turns_the_idempotent_producer_off_kafka_keeps_it() -> None:
     base = KafkaSettings()
-    assert base.idempotent_producer is True
+    assert base.idempotent_producer is None  # detected by a service when nothing says
     assert fit_settings(base, "tansu").idempotent_producer is False
     assert fit_settings(base, "kafka").idempotent_producer is True
     assert engine_env("tansu") == {"KOPRU_KAFKA__IDEMPOTENT_PRODUCER": "false"}

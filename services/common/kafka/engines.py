@@ -76,9 +76,12 @@ def fit_settings(settings: KafkaSettings, name: str, nodes: int = 1) -> KafkaSet
     """`settings` as they must be for this engine with this many nodes."""
     e = engine(name)
     replicated = e.multi_node and nodes >= 3
+    # Known from the engine, so services need not probe: off where InitProducerId fails,
+    # else what the operator set (on unless turned off).
+    idempotent = e.idempotent_producer and settings.idempotent_producer is not False
     return settings.model_copy(
         update={
-            "idempotent_producer": settings.idempotent_producer and e.idempotent_producer,
+            "idempotent_producer": idempotent,
             "replication_factor": 3 if replicated else 1,
             "min_insync_replicas": 2 if replicated else None,
         }
