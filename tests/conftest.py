@@ -1,7 +1,11 @@
-"""Shared fixtures: the real local broker, real SQLite and PostgreSQL stores.
+"""Shared fixtures: a real broker (Apache Kafka or tansu), real SQLite and PostgreSQL.
 
-Under CI=true a test that would be skipped because the broker or PostgreSQL is
-missing fails instead: CI must never go green by skipping the real parts.
+The broker engine is `KOPRU_TEST_ENGINE` (`kafka`, the default: a single-node Apache
+Kafka KRaft; or `tansu`). A test marked `@pytest.mark.engines("tansu", "kafka")` runs
+once on each. Every test using `fresh_broker` / `kafka_settings` gets an empty broker of
+its own (tests/broker_pool.py). Under CI=true a test that would be skipped because Java,
+Maven, the broker or PostgreSQL is missing fails instead: CI must never go green by
+skipping the real parts.
 """
 
 from __future__ import annotations
@@ -9,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from services.common.kafka.local_broker import LocalBroker
+from services.common.kafka.engines import engine as engine_info
+from services.common.kafka.kafka_dist import KafkaDist, KafkaUnavailable
 from services.common.observability.logging import configure_logging
 from services.common.settings import KafkaSettings, LogSettings, StoreSettings
 from services.common.stores.factory import open_store
 from services.common.stores.idempotency import IdempotencyStore
+from tests.broker_pool import POOL, TEST_ENGINE, Broker, start_broker, stop_broker, summary
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -35,49 +42,131 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def local_kafka_settings(bootstrap: str, **over: object) -> KafkaSettings:
-    """Consumer timings the local broker needs (it holds JoinGroup for session/2)."""
+def local_kafka_settings(
+    bootstrap: str, engine: str = TEST_ENGINE, **over: object
+) -> KafkaSettings:
+    """Consumer timings for local brokers, fitted to what the engine supports.
+
+    tansu holds each JoinGroup for session/2: 2 s sessions. Apache Kafka enforces
+    sessions strictly: 2 s expired under a CI machine's load (spurious rebalances,
+    test_one_auth_per_token_life_under_load[kafka] failed at load 40), so 6 s there."""
+    kafka = engine == "kafka"
     base: dict[str, object] = {
         "bootstrap_servers": bootstrap,
-        "session_timeout_ms": 2000,
-        "heartbeat_interval_ms": 500,
+        "session_timeout_ms": 6000 if kafka else 2000,
+        "heartbeat_interval_ms": 1000 if kafka else 500,
         "fetch_max_wait_ms": 100,
         "retry_tiers_s": [0.5, 1.0, 2.0, 5.0],
+        "idempotent_producer": engine_info(engine).idempotent_producer,
     }
     base.update(over)
     return KafkaSettings.model_validate(base)
 
 
-async def _start_broker() -> LocalBroker:
-    broker = LocalBroker()
+def broker_settings(broker: Broker, **over: object) -> KafkaSettings:
+    return local_kafka_settings(broker.bootstrap_servers, broker.engine, **over)
+
+
+def engine_env(broker: Broker) -> dict[str, str]:
+    """What a service process needs in its environment for this broker."""
+    s = broker_settings(broker)
+    return {
+        "KOPRU_KAFKA__BOOTSTRAP_SERVERS": s.bootstrap_servers,
+        "KOPRU_KAFKA__SESSION_TIMEOUT_MS": str(s.session_timeout_ms),
+        "KOPRU_KAFKA__HEARTBEAT_INTERVAL_MS": str(s.heartbeat_interval_ms),
+        "KOPRU_KAFKA__IDEMPOTENT_PRODUCER": str(s.idempotent_producer).lower(),
+    }
+
+
+async def _start_broker(engine: str) -> Broker:
     try:
-        broker.start()
-        await broker.wait_ready()
-    except (FileNotFoundError, OSError, TimeoutError, RuntimeError) as exc:
-        broker.stop()
-        unavailable(f"local Kafka broker could not start: {exc}")
-    return broker
+        return await start_broker(engine)
+    except (FileNotFoundError, OSError, TimeoutError, RuntimeError, KafkaUnavailable) as exc:
+        unavailable(f"{engine} broker could not start: {exc}")
+        raise  # unreachable: unavailable() skips or fails
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engines(*names): run the test once per broker engine (tansu, kafka)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`broker_engine` is KOPRU_TEST_ENGINE, or each engine of @pytest.mark.engines."""
+    if "broker_engine" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("engines")
+        engines = list(marker.args) if marker else [TEST_ENGINE]
+        metafunc.parametrize("broker_engine", engines, scope="function")
+
+
+_OUTCOMES: Counter[tuple[str, str]] = Counter()
+_ENGINE_OF: dict[str, str] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Which engine each broker test runs on, for the summary."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        names = getattr(item, "fixturenames", ())
+        if callspec is not None and "broker_engine" in callspec.params:
+            _ENGINE_OF[item.nodeid] = callspec.params["broker_engine"]
+        elif "kafka_broker" in names:
+            _ENGINE_OF[item.nodeid] = TEST_ENGINE
+        elif "kafka_dist" in names:  # starts Apache Kafka clusters of its own
+            _ENGINE_OF[item.nodeid] = "kafka"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    engine = _ENGINE_OF.get(report.nodeid)
+    if engine is None:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _OUTCOMES[(engine, report.outcome)] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = summary(_OUTCOMES)
+    if lines:
+        terminalreporter.section("broker engines")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish() -> None:
+    POOL.close()
 
 
 @pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[LocalBroker]:
-    """One broker for the session (tests use their own fresh topic names)."""
-    broker = asyncio.run(_start_broker())
+def kafka_dist() -> KafkaDist:
+    """Apache Kafka fetched and prepared once (jars, storage templates, CDS archive), for
+    tests that start clusters of their own; skips locally without Java or Maven."""
+    try:
+        return asyncio.run(POOL.ready_dist())
+    except (KafkaUnavailable, OSError, RuntimeError, TimeoutError) as exc:
+        unavailable(f"Apache Kafka could not be prepared: {exc}")
+        raise  # unreachable: unavailable() skips or fails
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[Broker]:
+    """One broker for the session on KOPRU_TEST_ENGINE (tests use fresh topic names)."""
+    broker = asyncio.run(_start_broker(TEST_ENGINE))
     yield broker
-    broker.stop()
+    stop_broker(broker)
 
 
 @pytest.fixture
-async def fresh_broker() -> AsyncIterator[LocalBroker]:
-    """A broker of its own for one test (~20 ms to start): empty topics, no groups."""
-    broker = await _start_broker()
+async def fresh_broker(broker_engine: str) -> AsyncIterator[Broker]:
+    """An empty broker of its own for one test: no topics, no groups."""
+    broker = await _start_broker(broker_engine)
     yield broker
-    broker.stop()
+    stop_broker(broker)
 
 
 @pytest.fixture
-def kafka_settings(fresh_broker: LocalBroker) -> KafkaSettings:
-    return local_kafka_settings(fresh_broker.bootstrap_servers)
+def kafka_settings(fresh_broker: Broker) -> KafkaSettings:
+    return broker_settings(fresh_broker)
 
 
 def unique(prefix: str = "t") -> str:

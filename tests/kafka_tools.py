@@ -15,12 +15,17 @@ async def create_topics(
     names: list[str],
     partitions: int = 1,
     config: dict[str, str] | None = None,
+    replication: int = 1,
 ) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(n, partitions, 1, topic_configs=config) for n in names if n not in existing]
+        new = [
+            NewTopic(n, partitions, replication, topic_configs=config)
+            for n in names
+            if n not in existing
+        ]
         if new:
             await admin.create_topics(new)
     finally:

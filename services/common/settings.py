@@ -48,8 +48,10 @@ class KafkaSettings(BaseModel):
     # Delays of the retry tiers, in seconds: a retry waits on the smallest tier not
     # shorter than its delay, so one topic's messages are due in publish order.
     retry_tiers_s: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 60.0, 300.0])
-    # Topic creation by `kopru broker` / `kopru topics create`.
+    # Topic creation by `kopru broker` / `kopru topics create`: 3 and 2 on a 3-node
+    # cluster (a write survives one lost broker); None leaves the broker's default.
     replication_factor: int = Field(default=1, ge=1)
+    min_insync_replicas: int | None = Field(default=None, ge=1)
     # Each service ensures the topics it reads and writes (its retry tiers and DLQs from
     # its own retry_tiers_s) at start and after an unknown-topic error. Off where an
     # operator (Strimzi KafkaTopics) owns the topics and services may not create them.
@@ -65,6 +67,7 @@ class KafkaSettings(BaseModel):
     metadata_max_age_ms: int = Field(default=30_000, ge=1_000)
     # Idempotent producers (acks=all, no duplicates on retried produce requests).
     # Unset: detected at start (Apache Kafka yes, the embedded local broker no).
+    # Whatever starts tansu sets it False (services/common/kafka/engines.py).
     idempotent_producer: bool | None = None
     # /readyz answers 503 when a partition has lag and made no progress this long.
     stall_after_s: float = Field(default=120.0, gt=0)

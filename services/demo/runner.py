@@ -1,6 +1,7 @@
 """`kopru demo`: the whole system on one machine, on the embedded defaults.
 
-1. start the local broker on a free port and create the topic catalogue;
+1. start the local broker (tansu; or Apache Kafka with `--engine kafka`) on a free port
+   and create the topic catalogue;
 2. start every process the flows ask for (sandboxes, services: `kopru run ...`), each
    with its own log file under the demo's state directory, and wait until each is ready;
 3. run each flow (reports, payments) and print what happened;
@@ -25,8 +26,10 @@ from typing import IO
 
 import httpx
 
+from services.common.kafka.engines import engine_env, fit_settings
+from services.common.kafka.kafka_cluster import KafkaCluster, prepare, wait_for_leaders
 from services.common.kafka.local_broker import LocalBroker, die_with_parent
-from services.common.kafka.topic_admin import create_topics
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
 from services.demo.context import DemoContext, ProcessSpec
 
@@ -108,13 +111,19 @@ def _flows() -> list[ModuleType]:
     return [importlib.import_module(name) for name in FLOWS]
 
 
-async def demo(state_dir: Path, keep: bool = False) -> None:
+async def demo(state_dir: Path, keep: bool = False, engine: str = "tansu") -> None:
     log_dir = state_dir / "logs"
     started = time.monotonic()
-    async with LocalBroker() as broker:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    broker: LocalBroker | KafkaCluster = (
+        KafkaCluster(1, dist=await prepare()) if engine == "kafka" else LocalBroker()
+    )
+    async with broker:
+        kafka = fit_settings(KafkaSettings(bootstrap_servers=broker.bootstrap_servers), engine)
         created = await create_topics(kafka)
-        print(f"local broker on {broker.bootstrap_servers}: {len(created)} topics created")
+        await wait_for_leaders(broker.bootstrap_servers, [t.name for t in plan(kafka)])
+        print(
+            f"local broker ({engine}) on {broker.bootstrap_servers}: {len(created)} topics created"
+        )
         ctx = DemoContext(
             bootstrap=broker.bootstrap_servers,
             state_dir=state_dir,
@@ -122,6 +131,7 @@ async def demo(state_dir: Path, keep: bool = False) -> None:
                 "KOPRU_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
                 "KOPRU_KAFKA__SESSION_TIMEOUT_MS": "2000",
                 "KOPRU_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
+                **engine_env(engine),  # e.g. no idempotent producer on tansu
                 "KOPRU_LOG__FORMAT": "json",
                 "PYTHONUNBUFFERED": "1",
             },
@@ -148,10 +158,10 @@ async def demo(state_dir: Path, keep: bool = False) -> None:
     print(f"demo finished in {time.monotonic() - started:.1f} s; everything stopped")
 
 
-def run_demo(state_dir: Path | None = None, keep: bool = False) -> None:
+def run_demo(state_dir: Path | None = None, keep: bool = False, engine: str = "tansu") -> None:
     target = state_dir or Path(os.environ.get("KOPRU_DEMO_DIR", ".kopru/demo"))
     (target / "logs").mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(demo(target, keep))
+        asyncio.run(demo(target, keep, engine))
     except KeyboardInterrupt:
         print("demo interrupted; everything stopped", file=sys.stderr)

@@ -33,12 +33,13 @@ from schemas.events import (
     topic,
 )
 from services.common.kafka.broker import encode_event
-from services.common.kafka.local_broker import LocalBroker
-from services.common.kafka.topic_admin import create_topics
+from services.common.kafka.kafka_cluster import wait_for_leaders
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.service import Service
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
-from tests.conftest import local_kafka_settings, unavailable
+from tests.broker_pool import TEST_ENGINE, Broker
+from tests.conftest import broker_settings, local_kafka_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth-token", "report-requester", "status-poller", "content-fetcher")
@@ -103,12 +104,15 @@ class Watcher:
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
         )
         await c.start()
-        await c._client.force_metadata_update()
-        tps = [
-            TopicPartition(t, p)
-            for t in self.topics
-            for p in sorted(c.partitions_for_topic(t) or [])
-        ]
+        # Real Kafka creates topics asynchronously: wait until each has its partitions.
+        deadline = time.monotonic() + 30
+        while True:
+            await c._client.force_metadata_update()
+            parts = {t: c.partitions_for_topic(t) for t in self.topics}
+            if all(parts.values()) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(t, p) for t in self.topics for p in sorted(parts[t] or [])]
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         self._consumer = c
@@ -174,9 +178,10 @@ class ReportSystem:
     services: list[Service] = field(default_factory=list)
     watcher: Watcher | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    engine: str = TEST_ENGINE
 
     def settings_data(self) -> dict[str, Any]:
-        kafka = local_kafka_settings(self.bootstrap).model_dump(mode="json")
+        kafka = local_kafka_settings(self.bootstrap, self.engine).model_dump(mode="json")
         data: dict[str, Any] = {
             "kafka": kafka,
             "store": {"url": self.store_url},
@@ -279,17 +284,12 @@ def report_request(
 
 
 @pytest.fixture
-async def report_broker() -> AsyncIterator[LocalBroker]:
-    broker = LocalBroker()
-    try:
-        broker.start()
-        await broker.wait_ready()
-    except (FileNotFoundError, OSError, TimeoutError, RuntimeError) as exc:
-        broker.stop()
-        unavailable(f"local Kafka broker could not start: {exc}")
-    await create_topics(local_kafka_settings(broker.bootstrap_servers), with_config=False)
-    yield broker
-    broker.stop()
+async def report_broker(fresh_broker: Broker) -> AsyncIterator[Broker]:
+    """An empty broker of its own with the topic catalogue."""
+    settings = broker_settings(fresh_broker)
+    await create_topics(settings)
+    await wait_for_leaders(settings.bootstrap_servers, [t.name for t in plan(settings)])
+    yield fresh_broker
 
 
 @pytest.fixture
@@ -301,7 +301,7 @@ def report_sandbox(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def report_system(
-    report_broker: LocalBroker, report_sandbox: str, tmp_path: Path
+    report_broker: Broker, report_sandbox: str, tmp_path: Path
 ) -> AsyncIterator[ReportSystem]:
     keys = ensure_demo_keys(tmp_path / "sandbox")
     pw = tmp_path / "mkk_password"
@@ -313,6 +313,7 @@ async def report_system(
         store_url=f"sqlite:///{tmp_path}/kopru.db",
         password_file=pw,
         keys=keys,
+        engine=report_broker.engine,
     )
     system.admin("/_sandbox/settings", "PUT", {"report_lock": "off"})
     system.watcher = Watcher(

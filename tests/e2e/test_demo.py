@@ -1,4 +1,5 @@
-"""`kopru demo` (what `make demo` runs) completes its flows and leaves nothing behind."""
+"""`kopru demo` (what `make demo` runs, on tansu) completes its flows and leaves nothing
+behind; `kopru demo --engine kafka` too, so both engines run the whole system."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_runs_every_flow_and_stops_everything(tmp_path: Path) -> None:
+@pytest.mark.engines("tansu", "kafka")
+def test_demo_runs_every_flow_and_stops_everything(
+    tmp_path: Path, broker_engine: str, request: pytest.FixtureRequest
+) -> None:
+    if broker_engine == "kafka":
+        request.getfixturevalue("kafka_dist")  # skips locally without Java / Maven
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "demo"],
+        [sys.executable, "-m", "services.cli", "demo", "--engine", broker_engine],
         env={**os.environ, "KOPRU_DEMO_DIR": str(tmp_path / "demo")},
         capture_output=True,
         text=True,

@@ -34,9 +34,9 @@ from schemas.events import (
     BKM_PAYMENT_REQUESTED,
     BkmPaymentRequested,
 )
-from services.common.kafka.local_broker import LocalBroker, die_with_parent, free_port
+from services.common.kafka.kafka_cluster import wait_for_leaders
+from services.common.kafka.local_broker import die_with_parent, free_port
 from services.common.kafka.topic_admin import create_topics, plan
-from services.common.settings import KafkaSettings
 from services.demo.flow_payments import (
     DEMO_POS_PASSWORD,
     bkm_sandbox_argv,
@@ -48,7 +48,8 @@ from services.demo.flow_payments import (
 )
 from services.sandbox.bkm.keys import ensure_demo_keys
 from services.sandbox.bkm.messages import TEST_EXPIRY, TEST_HOLDER, TEST_PAN
-from tests.conftest import unavailable
+from tests.broker_pool import Broker
+from tests.conftest import broker_settings, engine_env
 from tests.kafka_tools import read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -126,20 +127,15 @@ def pg_url(postgres_url: str) -> str:
 
 
 @pytest.fixture
-async def system(pg_url: str, tmp_path: Path) -> AsyncIterator[System]:
+async def system(pg_url: str, tmp_path: Path, fresh_broker: Broker) -> AsyncIterator[System]:
     logs = tmp_path / "logs"
     logs.mkdir()
-    broker = LocalBroker()
-    try:
-        broker.start()
-        await broker.wait_ready()
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        broker.stop()
-        unavailable(f"local broker: {exc}")
+    broker = fresh_broker
     procs: list[Proc] = []
     try:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        await create_topics(kafka, plan(kafka), with_config=False)
+        kafka = broker_settings(broker)
+        await create_topics(kafka, plan(kafka))
+        await wait_for_leaders(kafka.bootstrap_servers, [t.name for t in plan(kafka)])
         keys = ensure_demo_keys(tmp_path / "bkm")
         secrets = write_secrets(tmp_path / "secrets")
         ports = [free_port(), free_port()]
@@ -168,7 +164,7 @@ async def system(pg_url: str, tmp_path: Path) -> AsyncIterator[System]:
                 secrets_dir=secrets,
                 reconcile_after_s=2.0,
             )
-            env["KOPRU_KAFKA__BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+            env.update(engine_env(broker))
             env["KOPRU_PAYMENTS__PUBLISH_LEASE_S"] = "2"  # a dead replica's rows, soon
             procs.append(start(f"payment-notifier-{i}", cli("run", "payment-notifier"), env, logs))
         await wait_ready(bkm, bkm_url + "/healthz")
@@ -177,7 +173,6 @@ async def system(pg_url: str, tmp_path: Path) -> AsyncIterator[System]:
         yield System(broker.bootstrap_servers, bkm_url, logs, notifiers, procs[1:])
     finally:
         stop(procs)
-        broker.stop()
 
 
 def plan_payment(i: int, run: str) -> dict[str, Any]:

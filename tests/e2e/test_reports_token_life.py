@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from schemas.events import REPORTS_COMPLETED, REPORTS_FAILED, ReportCompleted
-from services.common.kafka.local_broker import LocalBroker
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
+from tests.broker_pool import Broker
 from tests.e2e.conftest import (
     SANDBOX_CONFIG,
     ReportSystem,
@@ -30,7 +30,7 @@ LIFE_S = 8
 
 @pytest.fixture
 async def report_short_token_system(
-    report_broker: LocalBroker, tmp_path: Path
+    report_broker: Broker, tmp_path: Path
 ) -> AsyncIterator[ReportSystem]:
     config = SANDBOX_CONFIG.replace("rp023_s: 0.3}", f"rp023_s: 0.3, token_lifetime_s: {LIFE_S}}}")
     proc, url = start_sandbox(tmp_path, config + "report_lock: 'off'\n")
@@ -39,7 +39,7 @@ async def report_short_token_system(
     system = ReportSystem(
         bootstrap=report_broker.bootstrap_servers, sandbox_url=url, tmp=tmp_path,
         store_url=f"sqlite:///{tmp_path}/kopru.db", password_file=pw,
-        keys=ensure_demo_keys(tmp_path / "sandbox"),
+        keys=ensure_demo_keys(tmp_path / "sandbox"), engine=report_broker.engine,
     )  # fmt: skip
     system.watcher = Watcher(
         report_broker.bootstrap_servers, [REPORTS_COMPLETED.name, REPORTS_FAILED.name]

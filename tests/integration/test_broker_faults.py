@@ -15,11 +15,11 @@ import pytest
 
 from services.common.kafka import headers as H
 from services.common.kafka.dlq import replay, show
-from services.common.kafka.local_broker import LocalBroker
 from services.common.kafka.retry_tiers import retry_topics
 from services.common.service import Service
 from services.common.settings import BaseServiceSettings, KafkaSettings, StoreSettings
 from services.common.stores.factory import open_store
+from tests.broker_pool import Broker, kill_broker, restart_empty
 from tests.conftest import unique
 from tests.integration.apps.echo_service import Ping, build
 from tests.kafka_tools import create_topics, produce, read_topic
@@ -65,6 +65,7 @@ def _ping(id_: str, action: str = "ok", pad: int = 0) -> bytes:
     return json.dumps(body).encode()
 
 
+@pytest.mark.engines("tansu", "kafka")
 async def test_records_too_large_to_copy_become_dlq_references_and_the_partition_moves_on(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
@@ -167,19 +168,9 @@ async def test_a_partition_that_stops_moving_makes_the_service_not_ready_until_i
         await service.stop()
 
 
-async def _restart(broker: LocalBroker) -> None:
-    """SIGKILL the broker and start it again on the same address (memory-only: empty)."""
-    assert broker.proc is not None
-    broker.proc.kill()
-    broker.proc.wait()
-    broker.proc = None
-    await asyncio.sleep(1.0)
-    broker.start()
-    await broker.wait_ready()
-
-
+@pytest.mark.engines("tansu", "kafka")
 async def test_a_restarted_broker_is_ridden_out_without_restarting_the_service(
-    fresh_broker: LocalBroker, kafka_settings: KafkaSettings, tmp_path: Path
+    fresh_broker: Broker, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     """The issue's case: non-default retry tiers ([0.5, 1, 2, 5] s), the broker SIGKILLed
     and started again empty. The service must re-make its own retry-tier and DLQ topics,
@@ -196,7 +187,7 @@ async def test_a_restarted_broker_is_ridden_out_without_restarting_the_service(
         await produce(boot, in_t, [_ping("before")])
         assert len(await read_topic(boot, out_t, expect=1, timeout_s=30)) == 1
 
-        await _restart(fresh_broker)
+        await restart_empty(fresh_broker)
         # Upstream's topics come back (as `kopru broker` makes them); the service's own
         # retry tiers and DLQ must come back through the service itself.
         await create_topics(boot, [in_t, out_t])
@@ -230,8 +221,9 @@ async def test_a_restarted_broker_is_ridden_out_without_restarting_the_service(
         await service.stop()
 
 
+@pytest.mark.engines("tansu", "kafka")
 async def test_readiness_says_not_ready_while_the_broker_is_away(
-    fresh_broker: LocalBroker, kafka_settings: KafkaSettings, tmp_path: Path
+    fresh_broker: Broker, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     in_t, out_t = unique("in"), unique("out")
     await create_topics(kafka_settings.bootstrap_servers, [in_t, out_t])
@@ -240,9 +232,7 @@ async def test_readiness_says_not_ready_while_the_broker_is_away(
     await service.start()
     try:
         assert await not_ready(service) == {}
-        assert fresh_broker.proc is not None
-        fresh_broker.proc.kill()
-        fresh_broker.proc.wait()
+        kill_broker(fresh_broker)
         failed = await not_ready(service)
         assert "kafka" in failed, failed
     finally:

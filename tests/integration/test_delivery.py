@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from services.common.kafka import headers as H
-from services.common.kafka.local_broker import LocalBroker
 from services.common.kafka.retry_tiers import retry_topics
 from services.common.settings import BaseServiceSettings, KafkaSettings, StoreSettings
 from services.common.stores.factory import open_store
-from tests.conftest import local_kafka_settings, unique
+from tests.broker_pool import Broker
+from tests.conftest import broker_settings, engine_env, unique
 from tests.integration.apps.echo_service import Ping, build
 from tests.kafka_tools import create_topics, produce, read_topic
 
@@ -184,16 +184,14 @@ def _run_echo(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 async def test_killed_before_commit_redelivers_and_handles_once(
-    fresh_broker: LocalBroker, tmp_path: Path
+    fresh_broker: Broker, tmp_path: Path
 ) -> None:
-    kafka = local_kafka_settings(fresh_broker.bootstrap_servers)
+    kafka = broker_settings(fresh_broker)
     in_t, out_t = unique("in"), unique("out")
     await _topics(kafka, in_t, out_t)
     effects = tmp_path / "effects.log"
     env = {
-        "KOPRU_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KOPRU_KAFKA__SESSION_TIMEOUT_MS": "2000",
-        "KOPRU_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
+        **engine_env(fresh_broker),
         "KOPRU_STORE__URL": f"sqlite:///{tmp_path}/echo.db",
         "KOPRU_HTTP__PORT": "0",
         "ECHO_IN": in_t,

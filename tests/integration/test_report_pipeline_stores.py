@@ -18,12 +18,13 @@ from schemas.events import (
     REPORTS_SUBMITTED,
     ReportCompleted,
 )
-from services.common.kafka.local_broker import LocalBroker
-from services.common.kafka.topic_admin import create_topics
+from services.common.kafka.kafka_cluster import wait_for_leaders
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import StoreSettings
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
-from tests.conftest import local_kafka_settings
+from tests.broker_pool import Broker
+from tests.conftest import broker_settings
 from tests.e2e.conftest import ReportSystem, Watcher, report_request, start_sandbox, stop_process
 
 pytestmark = pytest.mark.integration
@@ -31,16 +32,18 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def system(
-    fresh_broker: LocalBroker, store_settings: StoreSettings, tmp_path: Path
+    fresh_broker: Broker, store_settings: StoreSettings, tmp_path: Path
 ) -> AsyncIterator[ReportSystem]:
-    await create_topics(local_kafka_settings(fresh_broker.bootstrap_servers), with_config=False)
+    settings = broker_settings(fresh_broker)
+    await create_topics(settings)
+    await wait_for_leaders(settings.bootstrap_servers, [t.name for t in plan(settings)])
     proc, url = start_sandbox(tmp_path)
     pw = tmp_path / "pw"
     pw.write_text(DEMO_PASSWORD)
     sysm = ReportSystem(
         bootstrap=fresh_broker.bootstrap_servers, sandbox_url=url, tmp=tmp_path,
         store_url=store_settings.url, password_file=pw,
-        keys=ensure_demo_keys(tmp_path / "sandbox"),
+        keys=ensure_demo_keys(tmp_path / "sandbox"), engine=fresh_broker.engine,
     )  # fmt: skip
     sysm.admin("/_sandbox/settings", "PUT", {"report_lock": "off"})
     sysm.watcher = Watcher(

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.kafka.local_broker import LocalBroker, free_port
-from tests.conftest import local_kafka_settings, unique
+from services.common.kafka.local_broker import free_port
+from tests.broker_pool import Broker
+from tests.conftest import broker_settings, engine_env, unique
 from tests.integration.apps.echo_service import Ping
 from tests.kafka_tools import create_topics, produce, read_topic
 
@@ -27,19 +28,15 @@ async def _get(url: str) -> httpx.Response:
         return await c.get(url)
 
 
-async def test_health_ready_metrics_and_graceful_stop(
-    fresh_broker: LocalBroker, tmp_path: Path
-) -> None:
-    kafka = local_kafka_settings(fresh_broker.bootstrap_servers)
+async def test_health_ready_metrics_and_graceful_stop(fresh_broker: Broker, tmp_path: Path) -> None:
+    kafka = broker_settings(fresh_broker)
     in_t, out_t = unique("in"), unique("out")
     await create_topics(kafka.bootstrap_servers, [in_t, out_t, in_t + ".dlq"])
     port = free_port()
     log_file = tmp_path / "svc.log"
     env = {
         **os.environ,
-        "KOPRU_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-        "KOPRU_KAFKA__SESSION_TIMEOUT_MS": "2000",
-        "KOPRU_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
+        **engine_env(fresh_broker),
         "KOPRU_STORE__URL": f"sqlite:///{tmp_path}/s.db",
         "KOPRU_HTTP__PORT": str(port),
         "KOPRU_LOG__FORMAT": "json",

@@ -36,7 +36,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
@@ -51,6 +51,8 @@ def die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class LocalBroker:
+    engine = "tansu"
+
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -90,7 +92,7 @@ class LocalBroker:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with code {self.proc.returncode}")
-            if not _port_open(self.host, self.port):
+            if not port_open(self.host, self.port):
                 await asyncio.sleep(0.02)
                 continue
             admin = AIOKafkaAdminClient(

@@ -24,15 +24,22 @@ class TopicPlan:
 def plan(settings: KafkaSettings, catalogue: tuple[TopicSpec, ...] = CATALOGUE) -> list[TopicPlan]:
     """Every topic the system uses, derived from the catalogue."""
     out: list[TopicPlan] = []
+    isr = (
+        {"min.insync.replicas": str(settings.min_insync_replicas)}
+        if settings.min_insync_replicas
+        else {}
+    )
     for spec in catalogue:
         cfg = {"cleanup.policy": spec.cleanup_policy, "retention.ms": str(spec.retention_ms)}
-        out.append(TopicPlan(spec.name, spec.partitions, cfg))
-        out.append(TopicPlan(spec.dlq, spec.partitions, {"retention.ms": str(30 * 86_400_000)}))
+        out.append(TopicPlan(spec.name, spec.partitions, cfg | isr))
+        dlq_cfg = {"retention.ms": str(30 * 86_400_000)}
+        out.append(TopicPlan(spec.dlq, spec.partitions, dlq_cfg | isr))
         for group in spec.consumers:
             if group in ("upstream", "downstream"):
                 continue
             for name in retry_topics(spec.name, group, settings.retry_tiers_s):
-                out.append(TopicPlan(name, spec.partitions, {"retention.ms": str(7 * 86_400_000)}))
+                retry_cfg = {"retention.ms": str(7 * 86_400_000)}
+                out.append(TopicPlan(name, spec.partitions, retry_cfg | isr))
     return out
 
 
