@@ -12,6 +12,7 @@ ready. After: new requests complete, one /v1/auth for the whole run, all ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -23,12 +24,14 @@ from schemas.events import (
     REPORTS_SUBMITTED,
     ReportCompleted,
 )
-from services.common.kafka.local_broker import LocalBroker
-from services.common.kafka.topic_admin import create_topics
+from services.common.kafka.kafka_cluster import wait_for_leaders
+from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
+from tests.broker_pool import Broker, kill_broker, restart_empty
+from tests.conftest import broker_settings
 from tests.e2e.conftest import ReportSystem, Watcher, report_request
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.engines("tansu", "kafka")]
 
 
 async def _readiness(system: ReportSystem) -> dict[str, dict[str, str]]:
@@ -43,7 +46,7 @@ async def _readiness(system: ReportSystem) -> dict[str, dict[str, str]]:
 
 
 async def test_broker_restart_is_ridden_out_and_token_requests_are_answered(
-    report_system: ReportSystem, report_broker: LocalBroker
+    report_system: ReportSystem, report_broker: Broker
 ) -> None:
     await report_system.start()
     first = [report_request(i, prefix="before") for i in range(3)]
@@ -51,20 +54,20 @@ async def test_broker_restart_is_ridden_out_and_token_requests_are_answered(
     assert report_system.watcher is not None
     await report_system.watcher.wait_terminal([r.request_id for r in first], 90)
 
-    # SIGKILL the broker; start it again on the same address: every topic is gone.
-    assert report_broker.proc is not None
-    report_broker.proc.kill()
-    report_broker.proc.wait()
-    report_broker.proc = None
+    # SIGKILL the broker; start it again on the same address with every topic gone
+    # (tansu is memory only; a Kafka node comes back on fresh storage).
+    kill_broker(report_broker)
     await asyncio.sleep(1.0)
     assert await _readiness(report_system), "ready while the broker is down"
-    report_broker.start()
-    await report_broker.wait_ready()
+    await restart_empty(report_broker, down_s=0.0)
     # What `kopru broker` does at start: the catalogue with the *default* retry tiers.
-    await create_topics(
-        KafkaSettings(bootstrap_servers=report_broker.bootstrap_servers), with_config=False
+    default_tiers = broker_settings(report_broker).model_copy(
+        update={"retry_tiers_s": KafkaSettings().retry_tiers_s}
     )
-    await report_system.watcher.stop()
+    await create_topics(default_tiers)
+    await wait_for_leaders(report_broker.bootstrap_servers, [t.name for t in plan(default_tiers)])
+    with contextlib.suppress(Exception):  # its reader saw the broker die
+        await report_system.watcher.stop()
     report_system.watcher = Watcher(
         report_broker.bootstrap_servers,
         [REPORTS_COMPLETED.name, REPORTS_FAILED.name, REPORTS_ROWS.name, REPORTS_SUBMITTED.name],
