@@ -106,10 +106,33 @@ def _volumes(name: str, size: Sizing) -> list[Doc]:
     ]
 
 
+# Files each service reads from its own Secret (kopru-<service>, mounted at SECRETS_DIR):
+# setting -> file name in the Secret (deploy/README.md lists them).
+SECRET_FILES: dict[str, dict[str, str]] = {
+    "auth-token": {"KOPRU_MKK_AUTH__PASSWORD_FILE": "mkk-password"},
+    **{
+        name: {
+            "KOPRU_MKK_SIGNING__PRIVATE_KEY_FILE": "mkk-member.key",
+            "KOPRU_MKK_SIGNING__CERTIFICATE_FILE": "mkk-member.crt",
+            "KOPRU_MKK_SIGNING__MKK_CERTIFICATE_FILE": "mkk.crt",
+        }
+        for name in ("report-requester", "status-poller", "content-fetcher")
+    },
+    "payment-notifier": {
+        "KOPRU_BKM__PRIVATE_KEY_FILE": "bkm-merchant.key",
+        "KOPRU_BKM__BKM_PUBLIC_KEY_FILE": "bkm-public.pem",
+    },
+}
+
+
 def _own_env(name: str) -> list[Doc]:
+    env = [
+        {"name": var, "value": f"{SECRETS_DIR}/{file}"}
+        for var, file in SECRET_FILES.get(name, {}).items()
+    ]
     if name == "content-fetcher":
-        return [{"name": "KOPRU_FETCHER__TMP_DIR", "value": f"{DATA_DIR}/downloads"}]
-    return []
+        env.append({"name": "KOPRU_FETCHER__TMP_DIR", "value": f"{DATA_DIR}/downloads"})
+    return env
 
 
 def _spread(name: str) -> list[Doc]:
