@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install kafka demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean monitoring-tools rules-test \
-        deploy-tools deploy-check image-constraints
+        deploy-tools deploy-check image image-constraints
 
 install: $(STAMP)
 
@@ -105,6 +105,10 @@ deploy-check: $(STAMP) deploy-tools
 		$(foreach o,$(OVERLAYS),$(RENDERED)/$(o).yaml)
 	$(TOOLS)/bin/checkov --config-file deploy/checkov.yaml \
 		$(foreach o,$(OVERLAYS),-f $(RENDERED)/$(o).yaml)
+
+## Build the image daemonless (buildah); see deploy/tools/build_image.sh for the base image.
+image:
+	deploy/tools/build_image.sh
 
 ## Pin the image's runtime dependencies to the versions installed here (deploy/constraints.txt).
 image-constraints: $(STAMP)

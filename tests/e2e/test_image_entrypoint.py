@@ -124,6 +124,34 @@ async def _secrets(directory: Path, keys_dir: Path) -> None:
     shutil.copy(bkm.bkm_public, directory / "bkm-public.pem")
 
 
+SERVICE_NAMES = ("auth-token", "report-requester", "status-poller", "content-fetcher",
+                 "payment-notifier")  # fmt: skip
+
+
+async def _wait_ready(
+    procs: dict[str, tuple[subprocess.Popen[bytes], int, Path]], timeout_s: float
+) -> None:
+    """Every process answers 200 on /healthz and /readyz, none exits meanwhile."""
+    ready: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as http:
+        while len(ready) < len(procs) and time.monotonic() < deadline:
+            for name, (proc, port, log) in procs.items():
+                if name in ready:
+                    continue
+                assert proc.poll() is None, f"{name} exited:\n{log.read_text()[-3000:]}"
+                try:
+                    health = await http.get(f"http://127.0.0.1:{port}/healthz")
+                    readyz = await http.get(f"http://127.0.0.1:{port}/readyz")
+                except httpx.HTTPError:
+                    continue
+                if health.status_code == 200 and readyz.status_code == 200:
+                    ready.add(name)
+            await asyncio.sleep(0.3)
+    missing = {n: p[2].read_text()[-2000:] for n, p in procs.items() if n not in ready}
+    assert not missing, missing
+
+
 async def test_each_service_starts_from_the_image_command_line_and_stops_on_sigterm(
     kafka_broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -145,8 +173,7 @@ async def test_each_service_starts_from_the_image_command_line_and_stops_on_sigt
     await _secrets(tmp_path / "secrets", tmp_path / "keys")
     procs: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
     try:
-        for name in ("auth-token", "report-requester", "status-poller",
-                     "content-fetcher", "payment-notifier"):  # fmt: skip
+        for name in SERVICE_NAMES:
             data = tmp_path / name / "data"  # the pod's data emptyDir, also WORKDIR
             data.mkdir(parents=True)
             this = {**mapping, stage["workdir"]: data}
@@ -179,24 +206,7 @@ async def test_each_service_starts_from_the_image_command_line_and_stops_on_sigt
                 log,
             )  # fmt: skip
 
-        ready: set[str] = set()
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient(timeout=2) as http:
-            while len(ready) < len(procs) and time.monotonic() < deadline:
-                for name, (proc, port, log) in procs.items():
-                    if name in ready:
-                        continue
-                    assert proc.poll() is None, f"{name} exited:\n{log.read_text()[-3000:]}"
-                    try:
-                        health = await http.get(f"http://127.0.0.1:{port}/healthz")
-                        readyz = await http.get(f"http://127.0.0.1:{port}/readyz")
-                    except httpx.HTTPError:
-                        continue
-                    if health.status_code == 200 and readyz.status_code == 200:
-                        ready.add(name)
-                await asyncio.sleep(0.3)
-        missing = {n: p[2].read_text()[-2000:] for n, p in procs.items() if n not in ready}
-        assert not missing, missing
+        await _wait_ready(procs, timeout_s=90)
 
         graces = {
             n: deployment(n)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -219,3 +229,72 @@ async def test_each_service_starts_from_the_image_command_line_and_stops_on_sigt
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("KOPRU_TEST_IMAGE"),
+    reason="KOPRU_TEST_IMAGE names an image built by `make image` (CI sets it)",
+)
+async def test_the_built_image_serves_each_service(
+    kafka_broker: LocalBroker, tmp_path: Path
+) -> None:
+    """The real image (buildah, chroot isolation, host network): its own ENTRYPOINT and
+    user, the Deployment's args and env, each service ready."""
+    image = os.environ["KOPRU_TEST_IMAGE"]
+    buildah = ["buildah", "--storage-driver", "vfs"]
+    fmt = "{{json .OCIv1.Config}}"
+    config = json.loads(subprocess.check_output([*buildah, "inspect", "--format", fmt, image]))
+    stage = final_stage()
+    assert config["Entrypoint"] == stage["entrypoint"]
+    assert config["User"] == stage["user"]
+    kafka = local_kafka_settings(kafka_broker.bootstrap_servers)
+    await create_topics(kafka)
+    secrets = tmp_path / "secrets"
+    await _secrets(secrets, tmp_path / "keys")
+    tmp_path.chmod(0o755)
+    secrets.chmod(0o755)
+    for f in secrets.iterdir():
+        f.chmod(0o644)  # the kubelet's projected files are readable by the pod's group
+    ctr = subprocess.check_output([*buildah, "from", image], text=True).strip()
+    procs: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
+    try:
+        for name in SERVICE_NAMES:
+            port = _free_port()
+            env = pod_env(name, {})
+            env.update(
+                {
+                    "KOPRU_HTTP__PORT": str(port),
+                    "KOPRU_STORE__URL": f"sqlite:////var/lib/kopru/{name}.db",
+                    "KOPRU_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                    "KOPRU_KAFKA__SESSION_TIMEOUT_MS": "2000",
+                    "KOPRU_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
+                    "KOPRU_KAFKA__RETRY_TIERS_S": json.dumps(kafka.retry_tiers_s),
+                    "KOPRU_MKK__SERVICE_HOURS": "false",
+                    **(PAYMENT_CONFIG if name == "payment-notifier" else {}),
+                }
+            )
+            (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]
+            argv = [*buildah, "run", "--isolation", "chroot", "--user", config["User"],
+                    "-v", f"{secrets}:/run/secrets/kopru:ro"]  # fmt: skip
+            for key, value in env.items():
+                argv += ["--env", f"{key}={value}"]
+            argv += [ctr, "--", *config["Entrypoint"], *container["args"]]
+            log = tmp_path / f"{name}.log"
+            out = log.open("wb")
+            procs[name] = (
+                subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT),
+                port,
+                log,
+            )
+        await _wait_ready(procs, timeout_s=120)
+    finally:
+        for proc, _, _ in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _, _ in procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        subprocess.run([*buildah, "rm", ctr], capture_output=True, check=False)
