@@ -46,7 +46,7 @@ if [ -z "$base" ]; then
 fi
 
 secret=()
-ca="${PIP_CERT:-${SSL_CERT_FILE:-}}"
+ca="${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}"
 if [ -n "$ca" ] && [ -s "$ca" ]; then secret=(--secret "id=ca,src=$ca"); fi
 
 echo "building $TAG from $base"
