@@ -73,6 +73,7 @@ rules-test: monitoring-tools
 ## overlay; schema validation (Kubernetes kinds and the vendored CRD schemas); checkov.
 ## Tools (pinned) live in .kopru/: a venv for the PyPI ones, kustomize built from the Go
 ## module proxy once per version.
+GO                ?= $(shell command -v go || echo /usr/local/go/bin/go)
 KUSTOMIZE_VERSION := v5.7.1
 KUBE_VERSION      := 1.33
 TOOLS             := .kopru/deploy-tools
@@ -90,8 +91,8 @@ $(TOOLS)/.installed: deploy/tools/requirements.txt deploy/tools/constraints.txt
 
 $(KUSTOMIZE):
 	mkdir -p .kopru/bin
-	GOBIN=$(abspath .kopru/bin/tmp-$(KUSTOMIZE_VERSION)) GOFLAGS=-trimpath \
-		go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	GOBIN=$(abspath .kopru/bin/tmp-$(KUSTOMIZE_VERSION)) GOFLAGS="$(GOFLAGS) -trimpath" \
+		$(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv .kopru/bin/tmp-$(KUSTOMIZE_VERSION)/kustomize $@ && rmdir .kopru/bin/tmp-$(KUSTOMIZE_VERSION)
 
 deploy-check: $(STAMP) deploy-tools
