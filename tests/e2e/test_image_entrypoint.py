@@ -11,6 +11,7 @@ There is no container engine on the build machines (deploy/README.md says what w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -152,6 +153,7 @@ async def _wait_ready(
     assert not missing, missing
 
 
+@pytest.mark.timeout(600)
 async def test_each_service_starts_from_the_image_command_line_and_stops_on_sigterm(
     kafka_broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -201,12 +203,12 @@ async def test_each_service_starts_from_the_image_command_line_and_stops_on_sigt
             log = tmp_path / f"{name}.log"
             procs[name] = (
                 subprocess.Popen(argv, env=env, cwd=data, stdout=log.open("wb"),
-                                 stderr=subprocess.STDOUT),
+                                 stderr=subprocess.STDOUT, start_new_session=True),
                 port,
                 log,
             )  # fmt: skip
 
-        await _wait_ready(procs, timeout_s=90)
+        await _wait_ready(procs, timeout_s=240)  # 5 interpreters starting on 2 cores
 
         graces = {
             n: deployment(n)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -226,9 +228,10 @@ async def test_each_service_starts_from_the_image_command_line_and_stops_on_sigt
                 assert isinstance(json.loads(line), dict), line
     finally:
         for proc, _, _ in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            # The whole session: killing tini alone would orphan kopru.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.mark.skipif(
@@ -283,19 +286,16 @@ async def test_the_built_image_serves_each_service(
             log = tmp_path / f"{name}.log"
             out = log.open("wb")
             procs[name] = (
-                subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT),
+                subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                ),
                 port,
                 log,
             )
         await _wait_ready(procs, timeout_s=120)
     finally:
         for proc, _, _ in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc, _, _ in procs.values():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # buildah and what runs in the image
+            proc.wait()
         subprocess.run([*buildah, "rm", ctr], capture_output=True, check=False)
