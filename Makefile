@@ -5,7 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install kafka demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean monitoring-tools rules-test
+.PHONY: install kafka demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean monitoring-tools rules-test \
+        deploy-tools deploy-check image image-constraints
 
 install: $(STAMP)
 
@@ -68,6 +69,51 @@ monitoring-tools:
 rules-test: monitoring-tools
 	promtool check rules deploy/monitoring/rules/kopru.rules.yaml
 	promtool test rules deploy/monitoring/rules/kopru.rules.test.yaml
+## The deployment checks, offline: hadolint on the Containerfile; kustomize build of every
+## overlay; schema validation (Kubernetes kinds and the vendored CRD schemas); checkov.
+## Tools (pinned) live in .kopru/: a venv for the PyPI ones, kustomize built from the Go
+## module proxy once per version.
+GO                ?= $(shell command -v go || echo /usr/local/go/bin/go)
+KUSTOMIZE_VERSION := v5.7.1
+KUBE_VERSION      := 1.33
+TOOLS             := .kopru/deploy-tools
+KUSTOMIZE         := .kopru/bin/kustomize-$(KUSTOMIZE_VERSION)
+OVERLAYS          := local prod
+RENDERED          := .kopru/rendered
+
+deploy-tools: $(TOOLS)/.installed $(KUSTOMIZE)
+
+$(TOOLS)/.installed: deploy/tools/requirements.txt deploy/tools/constraints.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check \
+		-r deploy/tools/requirements.txt -c deploy/tools/constraints.txt
+	touch $@
+
+$(KUSTOMIZE):
+	mkdir -p .kopru/bin
+	GOBIN=$(abspath .kopru/bin/tmp-$(KUSTOMIZE_VERSION)) GOFLAGS="$(GOFLAGS) -trimpath" \
+		$(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv .kopru/bin/tmp-$(KUSTOMIZE_VERSION)/kustomize $@ && rmdir .kopru/bin/tmp-$(KUSTOMIZE_VERSION)
+
+deploy-check: $(STAMP) deploy-tools
+	$(TOOLS)/bin/hadolint deploy/Containerfile && echo "hadolint: deploy/Containerfile passed"
+	mkdir -p $(RENDERED)
+	@for o in $(OVERLAYS); do \
+		$(KUSTOMIZE) build deploy/overlays/$$o > $(RENDERED)/$$o.yaml || exit 1; \
+		echo "kustomize $(KUSTOMIZE_VERSION): deploy/overlays/$$o built, $$(grep -c '^kind:' $(RENDERED)/$$o.yaml) objects"; \
+	done
+	$(TOOLS)/bin/python deploy/tools/validate_manifests.py --kubernetes $(KUBE_VERSION) \
+		$(foreach o,$(OVERLAYS),$(RENDERED)/$(o).yaml)
+	$(TOOLS)/bin/checkov --config-file deploy/checkov.yaml \
+		$(foreach o,$(OVERLAYS),-f $(RENDERED)/$(o).yaml)
+
+## Build the image daemonless (buildah); see deploy/tools/build_image.sh for the base image.
+image:
+	deploy/tools/build_image.sh
+
+## Pin the image's runtime dependencies to the versions installed here (deploy/constraints.txt).
+image-constraints: $(STAMP)
+	$(BIN)/python deploy/tools/image_constraints.py > deploy/constraints.txt
 
 ## Benchmarks: each prints its figures and the ratio to its baseline.
 bench: $(STAMP)
