@@ -151,3 +151,22 @@ def action_for(code: str) -> Action:
 
 def description(code: str) -> str:
     return lookup(code).description
+
+
+# kopru's own codes on ReportFailed / TokenUnavailable, where no MKK code applies. The
+# operator's way forward is named with each (`kopru report resolve|retry`, `kopru auth reset`).
+KOPRU_CODES: dict[str, str] = {
+    "KOPRU_AMBIGUOUS": (
+        "the balance-report answer was lost after MKK used the senderReference (RP045, "
+        "FAQ 18): `kopru report resolve ID --ref-id REF` or `kopru report retry ID`"
+    ),
+    "KOPRU_GAVE_UP": "MKK kept answering a transient code; `kopru report retry ID` sends anew",
+    "KOPRU_INVALID_REQUEST": "the request breaks a field rule of §5.1.2; not sent to MKK",
+    "KOPRU_UNKNOWN_USER": (
+        "auth-token has no password for this (member, sender); add the user to its "
+        "settings (KOPRU_MKK_USERS__<SENDER>__*)"
+    ),
+    "KOPRU_NO_PASSWORD": "the user's password secret is missing or empty",
+    "KOPRU_AUTH_UNCONFIRMED": "attempts with this password had no known outcome (FAQ 15)",
+    "KOPRU_DEADLINE": "the report was not ready within the refId's 24 hours (§5.1.5)",
+}

@@ -6,16 +6,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from schemas.events import AUTH_TOKEN_REQUESTS, Event, TokenRequested, TopicSpec
+from schemas.codes import KOPRU_CODES
+from schemas.events import (
+    AUTH_TOKEN_REQUESTS,
+    AUTH_TOKENS,
+    Event,
+    TokenRequested,
+    TokenUnavailable,
+    TopicSpec,
+)
 from services.auth_token.attempts import AttemptLog
 from services.auth_token.keeper import Keeper
 from services.common.errors import RetryLater
 from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
 from services.common.mkk.client import MkkClient
-from services.common.mkk.settings import MkkApiSettings, MkkCredentials, PipelineSecrets
-from services.common.mkk.token_cache import TokenCache
+from services.common.mkk.hours import log_service_hours
+from services.common.mkk.settings import (
+    MkkApiSettings,
+    MkkCredentials,
+    MkkUserSettings,
+    PipelineSecrets,
+    configured_users,
+    missing_password_problems,
+)
+from services.common.mkk.token_cache import UNKNOWN_USER, TokenCache
 from services.common.mkk.token_crypto import TokenCipher
 from services.common.observability.logging import get_logger
 from services.common.service import Service, new_service
@@ -34,9 +50,27 @@ class AuthSettings(BaseModel):
 
 class Settings(BaseServiceSettings):
     mkk: MkkApiSettings = Field(default_factory=MkkApiSettings)
+    # Every MKK user, keyed by user code (sender, §3.2), each with its own password.
+    mkk_users: dict[str, MkkUserSettings] = Field(default_factory=dict)
+    # Shorthand for one user (used alone when mkk_users is empty).
     mkk_auth: MkkCredentials = Field(default_factory=MkkCredentials)
     pipeline: PipelineSecrets = Field(default_factory=PipelineSecrets)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @model_validator(mode="after")
+    def _every_user_has_a_password(self) -> Settings:
+        """A user without a password stops auth-token at start, naming the variable
+        (not at the first token request); two entries for one user are refused."""
+        problems = missing_password_problems(self.mkk_users, self.mkk_auth)
+        keys = [u.key for u in self.users()]
+        problems += [f"MKK user {m}/{s} is configured twice" for m, s in set(keys)
+                     if keys.count((m, s)) > 1]  # fmt: skip
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    def users(self) -> list[MkkCredentials]:
+        return configured_users(self.mkk_users, self.mkk_auth)
 
 
 def build(settings: Settings) -> Service:
@@ -56,39 +90,47 @@ def build(settings: Settings) -> Service:
     async def publish(spec: TopicSpec, event: Event) -> None:
         await publish_event(broker, spec, event)
 
-    keeper = Keeper(
-        creds=settings.mkk_auth,
-        auth=client.auth,
-        attempts=AttemptLog(state),
-        cache=cache,
-        cipher=cipher,
-        fingerprint_key=token_key,
-        publish=publish,
-        renew_fraction=settings.auth.renew_fraction,
-        max_unconfirmed=settings.auth.max_unconfirmed,
-        retry_s=settings.auth.retry_s,
-    )
+    attempts = AttemptLog(state)
+    keepers: dict[tuple[str, str], Keeper] = {
+        user.key: Keeper(
+            creds=user,
+            auth=client.auth,
+            attempts=attempts,
+            cache=cache,
+            cipher=cipher,
+            fingerprint_key=token_key,
+            publish=publish,
+            renew_fraction=settings.auth.renew_fraction,
+            max_unconfirmed=settings.auth.max_unconfirmed,
+            retry_s=settings.auth.retry_s,
+        )
+        for user in settings.users()
+    }
     tasks: list[asyncio.Task[None]] = []
 
-    async def renew_loop() -> None:
+    async def renew_loop(keeper: Keeper) -> None:
         await cache.caught_up.wait()  # adopt a live token from the topic: no extra auth
         keeper.warn_password_age()
         while True:
             try:
                 await keeper.ensure("expired")
             except RetryLater as exc:
-                log.warning("token renewal postponed", reason=exc.reason)
+                log.warning("token renewal postponed", sender=keeper.sender, reason=exc.reason)
             except Exception as exc:  # keep renewing whatever happens
-                log.error("token renewal failed", error=repr(exc))
+                log.error("token renewal failed", sender=keeper.sender, error=repr(exc))
             await asyncio.sleep(settings.auth.check_every_s)
 
     async def start() -> None:
+        log_service_hours(settings.mkk, service.name)
+        log.info("mkk users", users=[f"{m}/{s}" for m, s in keepers])
         await state.open()
         await client.start()
 
     async def start_loops() -> None:
         await cache.start()
-        tasks.append(asyncio.create_task(renew_loop(), name="token-renewal"))
+        for (member, sender), keeper in keepers.items():
+            name = f"token-renewal-{member}-{sender}"
+            tasks.append(asyncio.create_task(renew_loop(keeper), name=name))
 
     async def stop() -> None:
         for t in tasks:
@@ -109,11 +151,20 @@ def build(settings: Settings) -> Service:
         **consumer_options(settings.kafka, service.group),
     )
     async def on_token_requested(event: TokenRequested) -> None:
-        if (event.member, event.sender) != (keeper.member, keeper.sender):
-            log.warning("token asked for a key this service has no password for",
-                        member=event.member, sender=event.sender)  # fmt: skip
-            return
+        keeper = keepers.get((event.member, event.sender))
         await cache.caught_up.wait()
+        if keeper is None:  # say so at once: the asking request fails, never waits
+            log.warning("token asked for an MKK user this service has no password for",
+                        member=event.member, sender=event.sender)  # fmt: skip
+            unknown = TokenUnavailable(
+                member=event.member,
+                sender=event.sender,
+                code=UNKNOWN_USER,
+                description=KOPRU_CODES[UNKNOWN_USER],
+                retry_blocked=True,
+            )
+            await publish(AUTH_TOKENS, unknown)
+            return
         await keeper.ensure(event.reason, event.rejected_jti)
 
     return service

@@ -3,7 +3,9 @@
 Every value comes from the environment with the prefix ``KOPRU_`` and ``__`` between
 nested names (``KOPRU_KAFKA__BOOTSTRAP_SERVERS``), or from files in the secrets
 directory (``KOPRU_SECRETS_DIR``, a mounted Kubernetes Secret) named the same way in
-lower case without the prefix (``kafka__sasl_password``). Secrets are ``SecretStr``:
+lower case without the prefix (``kafka__sasl_password``, ``mkk_auth__password``); the
+full list per service is docs/settings.md, generated from the models (settings_reference.py)
+and drift-checked with the contracts. Secrets are ``SecretStr``:
 they print as ``**********`` and are read with ``get_secret_value()`` only where used.
 """
 
@@ -151,7 +153,8 @@ class BaseServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Secret files may hold nested values: `kafka__sasl_password`, `mkk__password`.
+        # Secret files may hold nested values: `kafka__sasl_password`,
+        # `mkk_auth__password`, `mkk_users__TIB992__password` (docs/settings.md).
         return (
             init_settings,
             env_settings,
@@ -183,8 +186,11 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         return cls(**kwargs)
     except ValidationError as exc:
         lines = [f"invalid settings for {cls.__name__}:"]
-        for err in exc.errors():
-            lines.append(f"  {env_name(err['loc'])}: {err['msg']}")
+        for err in exc.errors(include_url=False, include_input=False):
+            msg = err["msg"].removeprefix("Value error, ")
+            # A validator that names its variables itself (KOPRU_...) is printed as is.
+            where = "" if ENV_PREFIX in msg else f"{env_name(err['loc'])}: "
+            lines.append(f"  {where}{msg}")
         raise SettingsError("\n".join(lines)) from None
 
 

@@ -19,6 +19,13 @@ The senderReference registry and the crash window (§3.2.2, §5.1.2, FAQ 18):
      ReportFailed(code="KOPRU_AMBIGUOUS") naming the reference, for an operator to
      resolve (MKK can find the report by the reference; upstream may re-request under
      a new request id). It never sends a second balance-report on its own.
+
+The operator's way out (services/report_requester/operator.py, `kopru report
+resolve|retry`): the record keeps the request itself and a `generation`. Resolve stores
+the refId learnt from MKK as the request's outcome (a ReportSubmitted, polled and fetched
+as usual); retry moves the failure to `history`, starts generation n+1 (a new
+senderReference) and re-publishes the request. Events of generation n > 0 carry it in
+their event_id, so consumers never take them for copies of the first try's events.
 """
 
 from __future__ import annotations
@@ -45,15 +52,20 @@ from services.common.kafka.retry_tiers import Backoff
 from services.common.mkk.hours import seconds_until_open
 from services.common.mkk.outcome import MkkOutcome, MkkTransportError
 from services.common.mkk.sender_reference import new_sender_reference
-from services.common.mkk.token_cache import CachedToken, TokenUnavailableError
+from services.common.mkk.token_cache import (
+    UNKNOWN_USER,
+    CachedToken,
+    TokenUnavailableError,
+    UnknownMkkUserError,
+)
 from services.common.mkk.zip_password import zip_password
 from services.common.observability.logging import get_logger
 from services.common.stores.outcomes import (
     Publish,
     emit_once,
     replay,
+    report_event_id,
     report_failed,
-    stable_event_id,
 )
 from services.common.stores.state import StateStore
 
@@ -102,22 +114,32 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
         log.info("request replayed from store", request=key)
         return
 
+    rec = dict(rec or {"fp": fp, "sends": 0, "request": event.model_dump(mode="json")})
+    generation = int(rec.get("generation", 0))
     if event.process_date > deps.today():  # §5.1.2: today or in the past (Istanbul)
-        failed = report_failed(event, "intake", INVALID, "processDate must be today or in the past")
-        await emit_once(deps.state, SCOPE, key, REPORTS_FAILED, failed, deps.publish, {"fp": fp})
+        failed = report_failed(
+            event, "intake", INVALID, "processDate must be today or in the past",
+            generation=generation,
+        )  # fmt: skip
+        await emit_once(deps.state, SCOPE, key, REPORTS_FAILED, failed, deps.publish, rec)
         return
     if deps.service_hours:
         wait = seconds_until_open(deps.now())
         if wait > 0:  # §8: reports run 01:00-23:00 Istanbul time
             raise RetryLater("outside MKK service hours (§8)", wait)
 
-    token = await deps.get_token(event.member, event.sender)
+    try:
+        token = await deps.get_token(event.member, event.sender)
+    except UnknownMkkUserError as exc:  # waiting cannot help: fail at once
+        failed = report_failed(event, "request", UNKNOWN_USER, str(exc), generation=generation)
+        await emit_once(deps.state, SCOPE, key, REPORTS_FAILED, failed, deps.publish, rec)
+        return
 
     # Reserve the reference durably BEFORE sending (see the module doc).
-    rec = dict(rec or {"fp": fp, "sends": 0})
     phase = rec.get("phase")
     if phase is None or phase == "burnt":
         rec["ref"] = new_sender_reference("BR")
+        rec["ref_first_sent_at"] = deps.now().isoformat()  # bounds its refId's 24 h
         rec["uncertain"] = False
     elif phase == "reserved":
         rec["uncertain"] = True  # the previous send may have reached MKS
@@ -163,7 +185,9 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
     if outcome.action is Action.DONE and outcome.ref_id:
         now = deps.now()
         submitted = ReportSubmitted(
-            event_id=stable_event_id("submitted", event.member, event.request_id),
+            event_id=report_event_id(
+                "submitted", event.member, event.request_id, f"g{generation}" if generation else ""
+            ),
             request_id=event.request_id,
             member=event.member,
             sender=event.sender,
@@ -192,13 +216,16 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
         log.error("balance-report reference refused", request=key, code=outcome.code)
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            report_failed(event, "request", code, description), deps.publish, rec,
+            report_failed(event, "request", code, description, generation=generation),
+            deps.publish, rec,
         )  # fmt: skip
         return
     if outcome.action is Action.TERMINAL:
         await emit_once(
             deps.state, SCOPE, key, REPORTS_FAILED,
-            report_failed(event, "request", outcome.code, outcome.description), deps.publish, rec,
+            report_failed(event, "request", outcome.code, outcome.description,
+                          generation=generation),
+            deps.publish, rec,
         )  # fmt: skip
         return
     # Transient (RP003, OI003, a token refused twice ...): retry later.
@@ -208,7 +235,7 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
             deps.state, SCOPE, key, REPORTS_FAILED,
             report_failed(event, "request", GAVE_UP,
                     f"gave up after {attempt + 1} attempts; last {outcome.code}: "
-                    f"{outcome.description}"),
+                    f"{outcome.description}", generation=generation),
             deps.publish, rec,
         )  # fmt: skip
         return

@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from schemas.codes import Action
 from schemas.events import AUTH_TOKEN_REQUESTS, TokenRequested
 from services.common.kafka import headers as H
 from services.common.kafka.broker import publish_event
 from services.common.mkk.client import MkkClient
+from services.common.mkk.hours import log_service_hours
 from services.common.mkk.outcome import MkkOutcome
 from services.common.mkk.settings import MkkApiSettings, PipelineSecrets
 from services.common.mkk.token_cache import CachedToken, TokenCache
@@ -43,6 +44,28 @@ class ReportServiceSettings(BaseServiceSettings):
     mkk_signing: MkkSigningSettings = Field(default_factory=MkkSigningSettings)
     pipeline: PipelineSecrets = Field(default_factory=PipelineSecrets)
     token: TokenSettings = Field(default_factory=TokenSettings)
+
+    @field_validator("mkk_signing")
+    @classmethod
+    def _key_and_certificate_exist(cls, v: MkkSigningSettings) -> MkkSigningSettings:
+        """§3: every request is signed with our key, every answer verified with MKK's
+        certificate. Without either the service stops at start, naming the variable."""
+        problems = [
+            f"KOPRU_MKK_SIGNING__{name.upper()}"
+            + (f"={path}: no such file" if path is not None else f" is not set: {why}")
+            for name, path, why in (
+                ("private_key_file", v.private_key_file, "the member key signs requests (§3)"),
+                (
+                    "mkk_certificate_file",
+                    v.mkk_certificate_file,
+                    "MKK's certificate verifies its answers (§3)",
+                ),
+            )
+            if path is None or not path.is_file()
+        ]
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return v
 
 
 @dataclass
@@ -97,6 +120,7 @@ def build_runtime(service: Service, settings: ReportServiceSettings) -> MkkRunti
     rt = MkkRuntime(settings, client, tokens, state)
 
     async def start() -> None:
+        log_service_hours(settings.mkk, service.name)
         rt.pool = SigningPool(settings.mkk_signing.pool_workers)
         client.signer = signer_from_settings(settings.mkk_signing, rt.pool.executor)
         client.verifier = verifier_from_settings(settings.mkk_signing)

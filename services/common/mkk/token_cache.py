@@ -47,8 +47,15 @@ class CachedToken:
         return f"CachedToken(jti={self.jti!r}, expires_at={self.expires_at.isoformat()})"
 
 
+UNKNOWN_USER = "KOPRU_UNKNOWN_USER"  # auth-token has no password for the pair
+
+
 class TokenUnavailableError(RetryLater):
     """No token for now (auth-token said so, or did not answer in time)."""
+
+
+class UnknownMkkUserError(TokenUnavailableError):
+    """auth-token holds no password for this (member, sender): waiting cannot help."""
 
 
 class TokenCache:
@@ -203,6 +210,11 @@ class TokenCache:
                     return tok
                 if (member, sender) in self.unavailable:
                     ev = self.unavailable[(member, sender)]
+                    if ev.code == UNKNOWN_USER:
+                        raise UnknownMkkUserError(
+                            f"auth-token has no MKK user {member}/{sender}",
+                            self.unavailable_retry_s,
+                        )
                     raise TokenUnavailableError(
                         f"no MKK token for {member}/{sender}: {ev.code}",
                         self.unavailable_retry_s,

@@ -35,16 +35,27 @@ def stable_event_id(*parts: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, ":".join(parts))
 
 
+def report_event_id(kind: str, member: str, request_id: str, *more: str) -> uuid.UUID:
+    """The id of a request's outcome event; `more` names a later try of the same request
+    (an operator's retry generation `g2`, a resolved refId) so it is not taken for a copy."""
+    return stable_event_id(kind, member, request_id, *[m for m in more if m])
+
+
 def report_failed(
     source: ReportRequested | ReportSubmitted | ReportReady,
     stage: FailureStage,
     code: str,
     description: str,
+    *,
+    generation: int = 0,
 ) -> ReportFailed:
     """The terminal failure of a request, from whichever stage gave up. The event_id is
-    derived from (member, request_id), so every copy of a request's failure is one event."""
+    derived from (member, request_id) and the refId or retry generation, so every copy
+    of one failure is one event, and the failure of a later try is a new one."""
+    ref_id: str | None = getattr(source, "ref_id", None)
+    more = ref_id or (f"g{generation}" if generation else "")
     return ReportFailed(
-        event_id=stable_event_id("failed", source.member, source.request_id),
+        event_id=report_event_id("failed", source.member, source.request_id, more),
         request_id=source.request_id,
         member=source.member,
         stage=stage,
