@@ -1,11 +1,13 @@
-"""`kopru report request|status`: ask for a balance report, follow it, see where it is."""
+"""`kopru report request|status|resolve|retry`: ask for a balance report, follow it, see
+where it is, and settle a request that ended at the request stage
+(services/report_requester/operator.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import typer
@@ -26,6 +28,7 @@ from schemas.events import (
     ReportReady,
     ReportRequested,
     ReportSubmitted,
+    TopicSpec,
     topic,
 )
 from services.common.kafka import headers as H
@@ -40,18 +43,22 @@ report_app = typer.Typer(
 WATCHED = [REPORTS_SUBMITTED, REPORTS_READY, REPORTS_ROWS, REPORTS_COMPLETED, REPORTS_FAILED]
 
 
-async def publish_request(kafka: KafkaSettings, event: ReportRequested) -> None:
+async def publish_to(kafka: KafkaSettings, spec: TopicSpec, event: Event) -> None:
     producer = new_producer(kafka)
     await producer.start()
     try:
         await producer.send_and_wait(
-            REPORTS_REQUESTED.name,
-            encode_event(REPORTS_REQUESTED, event),
+            spec.name,
+            encode_event(spec, event),
             key=event.kafka_key(),
             headers=[(H.EVENT_TYPE, event.event_type.encode())],
         )
     finally:
         await producer.stop()
+
+
+async def publish_request(kafka: KafkaSettings, event: ReportRequested) -> None:
+    await publish_to(kafka, REPORTS_REQUESTED, event)
 
 
 def describe(ev: Event) -> str | None:
@@ -190,13 +197,16 @@ async def _status(settings: BaseServiceSettings, member: str, request_id: str) -
             rec = await store.get(scope, key)
             if rec is None:
                 continue
+            for h in rec.get("history", []):  # the operator's resolve / retry steps
+                lines.append(_history_line(h))
             outcome = (rec.get("outcome") or {}).get("event") or {}
             if outcome:
                 what = outcome.get("event_type")
                 extra = outcome.get("code") or outcome.get("ref_id") or ""
                 lines.append(f"{stage}: {what} {extra}".rstrip())
             elif stage == "request":
-                lines.append(f"request: {rec.get('phase')} (sends {rec.get('sends')})")
+                gen = f", generation {rec['generation']}" if rec.get("generation") else ""
+                lines.append(f"request: {rec.get('phase')} (sends {rec.get('sends')}{gen})")
             elif stage == "status":
                 lines.append(f"status: polling, {rec.get('polls', 0)} polls so far")
             else:
@@ -219,3 +229,72 @@ def status_command(
         raise typer.Exit(1)
     for line in lines:
         typer.echo(line)
+
+
+def _history_line(h: dict[str, Any]) -> str:
+    what = f"{h.get('event_type')} {h.get('code') or ''}".rstrip()
+    then = h.get("then")
+    if then == "resolved":
+        then = f"resolved by operator with refId {h.get('ref_id')}"
+    elif then == "retried":
+        then = f"retried by operator as generation {int(h.get('generation', 0)) + 1}"
+    return (
+        f"request (generation {h.get('generation', 0)}): {what} "
+        f"(senderReference {h.get('sender_reference')}); {then} at {h.get('at')}"
+    )
+
+
+async def _operate(settings: BaseServiceSettings, action: str, member: str, request_id: str,
+                   ref_id: str | None) -> str:  # fmt: skip
+    from services.report_requester import operator
+
+    store = open_state_store(settings.store)
+    await store.open()
+    now = datetime.now(UTC)
+    try:
+        if action == "resolve":
+            assert ref_id is not None
+
+            async def publish(spec: TopicSpec, event: Event) -> None:
+                await publish_to(settings.kafka, spec, event)
+
+            return await operator.resolve(store, publish, member, request_id, ref_id, now)
+
+        async def publish_req(event: ReportRequested) -> None:
+            await publish_request(settings.kafka, event)
+
+        return await operator.retry(store, publish_req, member, request_id, now)
+    finally:
+        await store.close()
+
+
+def _run_operator(action: str, member: str, request_id: str, ref_id: str | None = None) -> None:
+    from services.report_requester.operator import OperatorError
+
+    settings = load_settings(BaseServiceSettings)
+    try:
+        typer.echo(asyncio.run(_operate(settings, action, member, request_id, ref_id)))
+    except OperatorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@report_app.command("resolve")
+def resolve_command(
+    request_id: str = typer.Argument(..., help="the upstream request id"),
+    ref_id: str = typer.Option(..., "--ref-id", help="the refId MKK gave for its reference"),
+    member: str = typer.Option("TIB", help="MKK member code"),
+) -> None:
+    """Go on with an ambiguous request (KOPRU_AMBIGUOUS) under the refId learnt from MKK:
+    status polling and content follow. Twice with the same refId is done once."""
+    _run_operator("resolve", member, request_id, ref_id)
+
+
+@report_app.command("retry")
+def retry_command(
+    request_id: str = typer.Argument(..., help="the upstream request id"),
+    member: str = typer.Option("TIB", help="MKK member code"),
+) -> None:
+    """Request again, deliberately, under a NEW senderReference (a request that failed
+    before MKK gave a refId). Twice for the same failure is done once."""
+    _run_operator("retry", member, request_id)
