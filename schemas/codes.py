@@ -164,7 +164,7 @@ KOPRU_CODES: dict[str, str] = {
     "KOPRU_INVALID_REQUEST": "the request breaks a field rule of §5.1.2; not sent to MKK",
     "KOPRU_UNKNOWN_USER": (
         "auth-token has no password for this (member, sender); add the user to its "
-        "settings (KOPRU_MKK_USERS__<SENDER>__*)"
+        "settings (KOPRU_MKK_USERS__<USER>__MEMBER and its password)"
     ),
     "KOPRU_NO_PASSWORD": "the user's password secret is missing or empty",
     "KOPRU_AUTH_UNCONFIRMED": "attempts with this password had no known outcome (FAQ 15)",

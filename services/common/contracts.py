@@ -11,7 +11,8 @@
   their panel list (services/common/monitoring/dashboards.py);
 - deploy/monitoring/prometheus-rules.yaml: the PrometheusRule around the alert rules in
   deploy/monitoring/rules/kopru.rules.yaml (services/common/monitoring/rules.py);
-- deploy/base/*.yaml, deploy/components/: Kubernetes objects (services.common.k8s).
+- deploy/base/*.yaml, deploy/components/: Kubernetes objects (services.common.k8s);
+- docs/settings.md: every service's variables and secret-file names (settings_reference.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from services.common.asyncapi_doc import complete
 from services.common.k8s import K8S_GENERATORS
 from services.common.kafka.topic_admin import plan
 from services.common.settings import KafkaSettings
+from services.common.settings_reference import settings_docs
 
 Generated = dict[str, str]
 
@@ -209,6 +211,7 @@ GENERATORS: tuple[Callable[[], Generated], ...] = (
     mkk_openapi,
     *K8S_GENERATORS,
     asyncapi,
+    settings_docs,
 )
 
 

@@ -39,7 +39,10 @@ class MkkApiSettings(BaseModel):
     max_connections: int = Field(default=20, ge=1)
     verify_tls: bool = True
     # §8: respect the service hours (Istanbul time) before calling.
-    service_hours: bool = True
+    service_hours: bool = Field(
+        default=True,
+        description="§8: report calls only 01:00-23:00 Istanbul; false for a local stub",
+    )
 
     def url(self) -> str:
         return (self.base_url or HOSTS[(self.environment, self.line)]).rstrip("/")
@@ -48,10 +51,14 @@ class MkkApiSettings(BaseModel):
 class PasswordSource(BaseModel):
     """Where an MKK user's password comes from. FAQ 14: 6-10 chars, valid 365 days."""
 
-    password: SecretStr | None = None
+    password: SecretStr | None = Field(
+        default=None, description="this user's password (FAQ 14); this or password_file"
+    )
     # A file holding the password (a mounted Secret); re-read on every attempt so a
     # corrected password is picked up without a restart. Wins over `password`.
-    password_file: Path | None = None
+    password_file: Path | None = Field(
+        default=None, description="a file holding the password, re-read on every attempt"
+    )
     # The day the password was set in MKS (YT25), to warn before its 365 days end.
     password_set_on: dt.date | None = None
     password_warning_days: int = Field(default=30, ge=1, le=365)

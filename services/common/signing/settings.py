@@ -33,14 +33,18 @@ class MkkSigningSettings(BaseModel):
     """Our member key and certificate, and MKK's certificate to verify its answers (§3)."""
 
     # PEM (PKCS#8 or PKCS#1) or PKCS#12 (.p12/.pfx) file holding our private key.
-    private_key_file: Path | None = None
+    private_key_file: Path | None = Field(
+        default=None, description="required by the report services: signs requests (§3)"
+    )
     private_key_passphrase: SecretStr | None = None
     # A file holding the passphrase (a mounted Secret); used when the passphrase is unset.
     private_key_passphrase_file: Path | None = None
     # Our own certificate (PEM/DER), registered with MKK (§3.1); watched for expiry.
     certificate_file: Path | None = None
     # MKK's certificate: verifies every signed answer (§3).
-    mkk_certificate_file: Path | None = None
+    mkk_certificate_file: Path | None = Field(
+        default=None, description="required by the report services: verifies answers (§3)"
+    )
     # Algorithms accepted on MKK's answers (pinned; §3 "RSA SHA-256 or above").
     algorithms: list[str] = Field(default_factory=lambda: list(MKK_DEFAULT_ANSWER_ALGORITHMS))
     # Algorithm used to sign our requests (§9.2: {"alg":"RS256"}).
