@@ -7,8 +7,43 @@ from pathlib import Path
 import uvicorn
 
 from services.sandbox.mkk.app import create_app, sandbox_state
-from services.sandbox.mkk.config import load_config
+from services.sandbox.mkk.config import SandboxConfig, load_config
 from services.sandbox.mkk.keys import ensure_tls_key
+from services.sandbox.mkk.state import SandboxState
+
+
+def startup_lines(config: SandboxConfig, state: SandboxState, url: str) -> list[str]:
+    """What an operator needs to point kopru at the sandbox: its users and passwords
+    (sandbox-only values, never real ones), the member keys and MKK's certificate."""
+    lines = [
+        f"MKK sandbox on {url}  (state {config.state_dir})",
+        f"  MKK certificate (verify answers with it): {state.paths.mkk.cert_path}",
+    ]
+    for m in config.members:
+        pair = state.paths.members.get(m.code)
+        if pair is not None:
+            lines.append(f"  member {m.code}: key {pair.key_path}, certificate {pair.cert_path}")
+        for u in m.users:
+            lines.append(
+                f"  user {m.code}/{u.username}: password {u.password.get_secret_value()} "
+                "(sandbox only)"
+            )
+    lines += [
+        "  kopru settings for it:",
+        f"    KOPRU_MKK__BASE_URL={url}",
+        "    KOPRU_MKK__SERVICE_HOURS=false" if not config.service_hours else "",
+    ]
+    first = next(((m, u) for m in config.members for u in m.users), None)
+    pair = state.paths.members.get(first[0].code) if first else None
+    if first is not None and pair is not None:
+        member, user = first
+        lines += [
+            f"    KOPRU_MKK_AUTH__MEMBER={member.code} KOPRU_MKK_AUTH__SENDER={user.username}",
+            "    and the password above in the secret file mkk_auth__password",
+            f"    KOPRU_MKK_SIGNING__PRIVATE_KEY_FILE={pair.key_path}",
+            f"    KOPRU_MKK_SIGNING__MKK_CERTIFICATE_FILE={state.paths.mkk.cert_path}",
+        ]
+    return [line for line in lines if line]
 
 
 def serve(
@@ -24,10 +59,8 @@ def serve(
     app = create_app(config)
     state = sandbox_state(app)
     scheme = "https" if tls else "http"
-    print(f"MKK sandbox on {scheme}://{host}:{port}  (state {config.state_dir})", flush=True)
-    print(f"  MKK certificate (verify answers with it): {state.paths.mkk.cert_path}", flush=True)
-    for code, pair in state.paths.members.items():
-        print(f"  member {code}: key {pair.key_path}, certificate {pair.cert_path}", flush=True)
+    for line in startup_lines(config, state, f"{scheme}://{host}:{port}"):
+        print(line, flush=True)
     tls_pair = ensure_tls_key(config.state_dir) if tls else None
     uvicorn.run(
         app,
