@@ -104,9 +104,14 @@ async def test_retry_sends_a_new_reference_once_and_the_new_events_are_new() -> 
     assert isinstance(sub, ReportSubmitted) and sub.sender_reference == f.sent[-1][0]
     assert sub.event_id not in {p.event_id for p in f.published[:-1]}
     assert failed.event_id != sub.event_id
-    # Accepted now: a further retry would make a second report.
+    # The same retry once more after it succeeded: done once, nothing sent.
+    assert "already retried as generation 1" in await retry(f.state, requests, "TIB", "r-1", NOW)
+    assert len(requests.sent) == 1
+    # Accepted without an operator's retry: a retry would make a second report.
+    g = Fake([ok()])
+    await handle_requested(req(), 0, g.deps())
     with pytest.raises(OperatorError, match="second"):
-        await retry(f.state, requests, "TIB", "r-1", NOW)
+        await retry(g.state, requests, "TIB", "r-1", NOW)
 
 
 async def test_a_second_failure_after_retry_is_a_new_event() -> None:

@@ -81,6 +81,7 @@ class Call:
     member: str | None = None
     sender: str | None = None
     reference: str | None = None
+    token_user: str | None = None  # whose token the call carried (admin records)
 
 
 def peek_header(raw: bytes) -> dict[str, str]:
@@ -134,6 +135,7 @@ def process(state: SandboxState, call: Call, request: Request, raw: bytes, draw:
     token = check_token(state, request.headers.get("authorization"))
     if token is None:
         return Result(401, "OI006")
+    call.token_user = token.username
     sender_header = call.sender_header
     if not sender_header or state.config.member(sender_header) is None:
         return Result(500, "OI021")
@@ -263,4 +265,5 @@ def _record(state: SandboxState, call: Call, result: Result) -> None:
         ref_id=result.ref_id,
         file_name=file.name if file is not None else result.file_name,
         fault=result.fault,
+        token_user=call.token_user,
     )

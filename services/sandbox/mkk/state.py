@@ -43,6 +43,7 @@ class RequestRecord:
     ref_id: str | None = None
     file_name: str | None = None
     fault: str | None = None  # http500 | dropped | no_message_id | token_reject | hours
+    token_user: str | None = None  # the user whose token the call carried
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
