@@ -15,8 +15,9 @@
   failures): those ask for a new request id.
 
 Both are idempotent: resolving twice with the same refId, or retrying the same failure
-twice (while the retry runs, or after it succeeded), is done once; each step is stored before it is published and a crash between the
-two is finished by running the command again.
+twice (while the retry runs, or after it succeeded), is done once; each step is stored
+before it is published, and a crash between the two is finished by running the command
+again.
 """
 
 from __future__ import annotations
@@ -153,11 +154,11 @@ async def retry(
         if not pending.get("published"):
             await _republish(state, publish_request, key, rec)
         return f"{key}: retry (generation {pending['generation']}) already under way"
-    if isinstance(ev, ReportSubmitted) and pending is not None:
-        if pending.get("generation") == rec.get("generation"):  # this retry's own success
-            return f"{key}: already retried as generation {pending['generation']}; " + (
-                f"MKK accepted it (refId {ev.ref_id})"
-            )
+    own = pending is not None and pending.get("generation") == rec.get("generation")
+    if isinstance(ev, ReportSubmitted) and own and pending is not None:  # its own success
+        return f"{key}: already retried as generation {pending['generation']}; " + (
+            f"MKK accepted it (refId {ev.ref_id})"
+        )
     if isinstance(ev, ReportSubmitted):
         raise OperatorError(
             f"{key}: MKK accepted it (refId {ev.ref_id}); a retry would make a second "

@@ -22,10 +22,10 @@ from services.common.kafka.local_broker import LocalBroker
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
 from tests.e2e.conftest import (
-    ROOT,
     REPORTS_COMPLETED,
     REPORTS_FAILED,
     REPORTS_ROWS,
+    ROOT,
     ReportSystem,
     Watcher,
     report_request,
