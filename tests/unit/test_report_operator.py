@@ -21,12 +21,13 @@ from tests.unit.test_report_requester import Fake, code, ok, req
 NOW = datetime.now(UTC)
 
 
-async def ambiguous(f: Fake) -> ReportFailed:
+async def ambiguous(f: Fake, event: ReportRequested | None = None) -> ReportFailed:
     """Lost answer, then RP045 for the same reference: KOPRU_AMBIGUOUS."""
+    event = event or req()
     f.answers += [MkkTransportError("cut after send"), code("RP045")]
     with pytest.raises(Exception):  # noqa: B017 - RetryLater
-        await handle_requested(req(), 0, f.deps())
-    await handle_requested(req(), 1, f.deps())
+        await handle_requested(event, 0, f.deps())
+    await handle_requested(event, 1, f.deps())
     failed = f.published[-1]
     assert isinstance(failed, ReportFailed) and failed.code == AMBIGUOUS
     return failed
