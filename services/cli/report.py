@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from aiokafka import TopicPartition
 
+from schemas.codes import KOPRU_CODES
 from schemas.events import (
     REPORTS_COMPLETED,
     REPORTS_FAILED,
@@ -204,6 +205,8 @@ async def _status(settings: BaseServiceSettings, member: str, request_id: str) -
                 what = outcome.get("event_type")
                 extra = outcome.get("code") or outcome.get("ref_id") or ""
                 lines.append(f"{stage}: {what} {extra}".rstrip())
+                if extra in KOPRU_CODES:  # kopru's own code: what it means, what to do
+                    lines.append(f"  {KOPRU_CODES[extra]}")
             elif stage == "request":
                 gen = f", generation {rec['generation']}" if rec.get("generation") else ""
                 lines.append(f"request: {rec.get('phase')} (sends {rec.get('sends')}{gen})")

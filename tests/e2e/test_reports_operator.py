@@ -154,6 +154,8 @@ async def test_ambiguous_requests_resolved_and_retried_by_the_operator(
         found = re.search(r"senderReference (\S+)", failed.description)
         assert found is not None
         refs[r.request_id] = found.group(1)
+    code, out = await _kopru(system, "report", "status", resolved.request_id)
+    assert "request: ReportFailed KOPRU_AMBIGUOUS" in out and "kopru report resolve" in out, out
     # The operator asks MKK about the reference and learns the refId (the sandbox's record).
     [ref_id] = {
         c["ref_id"]
