@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from schemas.codes import KOPRU_CODES
 from schemas.events import (
@@ -17,6 +18,7 @@ from schemas.events import (
     TokenUnavailable,
     TopicSpec,
 )
+from schemas.mkk import SENDER_RE
 from services.auth_token.attempts import AttemptLog
 from services.auth_token.keeper import Keeper
 from services.common.errors import RetryLater
@@ -56,6 +58,15 @@ class Settings(BaseServiceSettings):
     mkk_auth: MkkCredentials = Field(default_factory=MkkCredentials)
     pipeline: PipelineSecrets = Field(default_factory=PipelineSecrets)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @field_validator("mkk_users")
+    @classmethod
+    def _user_codes(cls, v: dict[str, MkkUserSettings]) -> dict[str, MkkUserSettings]:
+        bad = [k for k in v if not re.fullmatch(SENDER_RE, k.upper())]
+        if bad:  # §3.2: sender [A-Z0-9]{3,10}
+            why = f"is no MKK user code ({SENDER_RE}, §3.2)"
+            raise ValueError("; ".join(f"KOPRU_MKK_USERS__{k.upper()}: {k!r} {why}" for k in bad))
+        return v
 
     @model_validator(mode="after")
     def _every_user_has_a_password(self) -> Settings:

@@ -122,6 +122,9 @@ def test_missing_password_or_duplicate_user_names_the_variable(
     monkeypatch.setenv("KOPRU_MKK_AUTH__PASSWORD", "x1!aaaa")  # TIB/TIB991 again
     with pytest.raises(SettingsError, match="TIB/TIB991 is configured twice"):
         load_settings(AuthSettings)
+    monkeypatch.setenv("KOPRU_MKK_USERS__T_1__PASSWORD", "x1!aaaa")  # not a user code
+    with pytest.raises(SettingsError, match="KOPRU_MKK_USERS__T_1: 't_1' is no MKK user code"):
+        load_settings(AuthSettings)
 
 
 @pytest.mark.parametrize(
