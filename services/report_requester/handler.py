@@ -207,8 +207,10 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
         description = (
             f"senderReference {reference} had reached MKS before and its answer was lost; "
             "MKK offers no lookup by senderReference, so the refId is unknown. "
-            "kopru does not send a second balance-report; resolve with MKK or re-request "
-            f"under a new request id. MKK said {outcome.code}: {outcome.description}"
+            "kopru does not send a second balance-report by itself: `kopru report resolve "
+            f"{event.request_id} --ref-id REF` with the refId MKK names for the reference, or "
+            f"`kopru report retry {event.request_id}` for a new report. "
+            f"MKK said {outcome.code}: {outcome.description}"
             if rec.get("uncertain")
             else f"{outcome.code}: {outcome.description}"
         )
