@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from services.common.observability.redaction import redact
+from services.common.observability.redaction import is_secret_key, redact
 
 ENV_PREFIX = "KOPRU_"
 NESTED = "__"
@@ -167,11 +167,59 @@ S = TypeVar("S", bound=BaseSettings)
 
 
 class SettingsError(SystemExit):
-    """Invalid settings at start: the message names each variable and what is wrong."""
+    """Invalid settings at start: the message names each variable and what is wrong.
+
+    A ``SystemExit``: raised while reading settings it ends a command with the message and
+    no traceback; ``kopru run`` also catches it from a service's build and start hooks
+    (services/cli/run.py) and exits non-zero, never leaving a half-started process.
+    """
+
+    @classmethod
+    def invalid(cls, loc: tuple[int | str, ...], message: str) -> SettingsError:
+        """One setting is wrong: ``SettingsError.invalid(("bkm", "private_key_file"), ...)``."""
+        return cls(f"invalid settings:\n  {describe(loc)}: {message}")
 
 
 def env_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + NESTED.join(str(p).upper() for p in loc)
+
+
+def describe(loc: tuple[int | str, ...]) -> str:
+    """The variable for a settings location; a secret's file is named too."""
+    if not loc:
+        return "settings"
+    name = env_name(loc)
+    if is_secret_key(str(loc[-1])) or str(loc[-1]).endswith(("password", "passphrase")):
+        secret_file = NESTED.join(str(p).lower() for p in loc)
+        return f"{name} (or the file {secret_file} in {ENV_PREFIX}SECRETS_DIR)"
+    return name
+
+
+def validation_message(exc: ValidationError, *, settings: bool = True) -> str:
+    """A ValidationError as one line per problem: the variable and what is wrong (never
+    the value, which may be a secret). ``settings=False``: locations are model fields."""
+    lines = [f"invalid settings ({exc.title}):" if settings else f"invalid {exc.title}:"]
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = tuple(p for p in err["loc"] if not isinstance(p, int) or not settings)
+        msg = err["msg"].removeprefix("Value error, ")
+        if not settings:
+            where = ".".join(str(p) for p in err["loc"]) or exc.title
+        elif loc and ENV_PREFIX not in msg:
+            where = describe(loc)
+        else:
+            lines.append(f"  {msg}")
+            continue
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def optional_section(value: Any) -> Any:
+    """A section that is enabled by being given (a payment provider): ``enabled=false``
+    in it means not given. Use as a ``mode="before"`` validator of the section field."""
+    flag = value.get("enabled", True) if isinstance(value, dict) else True
+    if str(flag).strip().lower() in ("false", "0", "no", "off"):
+        return None
+    return value
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:
@@ -185,13 +233,7 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     try:
         return cls(**kwargs)
     except ValidationError as exc:
-        lines = [f"invalid settings for {cls.__name__}:"]
-        for err in exc.errors(include_url=False, include_input=False):
-            msg = err["msg"].removeprefix("Value error, ")
-            # A validator that names its variables itself (KOPRU_...) is printed as is.
-            where = "" if ENV_PREFIX in msg else f"{env_name(err['loc'])}: "
-            lines.append(f"  {where}{msg}")
-        raise SettingsError("\n".join(lines)) from None
+        raise SettingsError(validation_message(exc)) from None
 
 
 def masked(settings: BaseModel) -> dict[str, Any]:

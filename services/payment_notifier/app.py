@@ -1,6 +1,11 @@
 """payment-notifier: BKM confirmations (HTTP), reconciliation, initializePayment,
 requestMerchInfo and Moka dealer applications.
 
+Each provider is enabled by its own settings section: ``KOPRU_BKM__*`` (BKM Express:
+routes, initializePayment, reconciliation, the outbox relay) and ``KOPRU_MOKA__*`` (Moka
+dealer applications); either or both. A given section must be complete and valid or the
+service stops at start naming the variable (services/common/settings.py).
+
 Thin wiring only (docs/writing-a-service.md): settings, adapters opened in on_start,
 subscribers that call the decisions in this package, the HTTP routes and two loops (the
 outbox relay and reconciliation) that run in every replica and share the store.
@@ -14,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from schemas.events import (
     BKM_CONFIRMATIONS,
@@ -28,21 +33,21 @@ from schemas.events import (
     TopicSpec,
 )
 from services.common.bkm.client import BkmClient
-from services.common.bkm.signature import (
-    BkmSigner,
-    BkmVerifier,
+from services.common.bkm.settings import (
+    BkmKeySettings,
     signer_from_settings,
     verifier_from_settings,
 )
 from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
 from services.common.moka.auth import dealer_authentication
 from services.common.moka.client import MokaClient
+from services.common.moka.settings import MokaSettings
 from services.common.observability.logging import get_logger
 from services.common.service import Service, new_service
-from services.common.settings import BaseServiceSettings
-from services.common.signing.settings import BkmKeySettings, MokaSettings
+from services.common.settings import BaseServiceSettings, SettingsError, optional_section
 from services.common.stores.factory import open_payment_store, open_store
-from services.common.stores.idempotency import new_owner
+from services.common.stores.idempotency import IdempotencyStore, new_owner
+from services.common.stores.payments import PaymentStore
 from services.payment_notifier.confirmations import ConfirmationDeps, publish_recorded
 from services.payment_notifier.http_routes import payment_routes
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested
@@ -63,8 +68,6 @@ class PaymentsSettings(BaseModel):
     # sUrl / cUrl sent in initializePayment: where BKM sends the user back.
     success_url: str = "http://127.0.0.1:8080/bkm/success"
     cancel_url: str = "http://127.0.0.1:8080/bkm/cancel"
-    # Largest |our clock - BKM's ts| accepted (skew is logged and a metric).
-    ts_tolerance_s: float = Field(default=300.0, gt=0)
     # How long a recorded outcome's publisher holds it before the relay may take over.
     publish_lease_s: float = Field(default=30.0, gt=0)
     relay_interval_s: float = Field(default=5.0, gt=0)
@@ -76,13 +79,50 @@ class PaymentsSettings(BaseModel):
     purge_interval_s: float = Field(default=3600.0, gt=0)
     http_timeout_s: float = Field(default=20.0, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_tolerance(cls, data: object) -> object:
+        if isinstance(data, dict) and "ts_tolerance_s" in data:
+            raise ValueError(
+                "KOPRU_PAYMENTS__TS_TOLERANCE_S is gone: the one ts tolerance is "
+                "KOPRU_BKM__TS_TOLERANCE_S"
+            )
+        return data
+
 
 class Settings(BaseServiceSettings):
     service_name: str = "payment-notifier"
-    bkm: BkmKeySettings = Field(default_factory=BkmKeySettings)
+    # None: the provider is off. Given (any KOPRU_BKM__* / KOPRU_MOKA__* value, or a
+    # secret file bkm__* / moka__*), it must be complete; ENABLED=false turns it off.
+    bkm: BkmKeySettings | None = None
+    moka: MokaSettings | None = None
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     pos: PosSettings = Field(default_factory=PosSettings)
-    moka: MokaSettings = Field(default_factory=MokaSettings)
+
+    @field_validator("bkm", "moka", mode="before")
+    @classmethod
+    def _optional(cls, value: object) -> object:
+        return optional_section(value)
+
+    @model_validator(mode="after")
+    def _pos_for_bkm(self) -> Settings:
+        # requestMerchInfo answers BKM with the POS to charge (BKM "requestMerchInfo").
+        given = {"KOPRU_POS__POS_URL": self.pos.pos_url, "KOPRU_POS__POS_UID": self.pos.pos_uid}
+        missing = [name for name, value in given.items() if not value]
+        if self.bkm is not None and missing:
+            raise ValueError(f"BKM is enabled and {', '.join(missing)} is not set")
+        return self
+
+
+def check_providers(settings: Settings) -> None:
+    """At start: at least one provider. (Not a model rule: the contracts are generated
+    from ``Settings()`` with every route and subscriber described.)"""
+    if settings.bkm is None and settings.moka is None:
+        raise SettingsError(
+            "invalid settings:\n  no payment provider is enabled: set the KOPRU_BKM__* "
+            "section (MERCHANT_ID, PRIVATE_KEY_FILE, BKM_PUBLIC_KEY_FILE) and/or the "
+            "KOPRU_MOKA__* section (DEALER_CODE, USERNAME, PASSWORD)"
+        )
 
 
 @dataclass
@@ -116,86 +156,42 @@ def _loop(
 
 
 def build(settings: Settings) -> Service:
+    """The service with the enabled providers' routes and subscribers. With none enabled
+    (the contracts' ``Settings()``), everything is described and start refuses to run."""
     service = new_service(
         "payment-notifier",
         settings,
         description="BKM Express confirmations, reconciliation, initializePayment, "
         "requestMerchInfo; Moka dealer applications.",
     )
-    broker = service.broker
+    describe_all = settings.bkm is None and settings.moka is None
     rt = Runtime()
-    pay = settings.payments
     payments = open_payment_store(settings.store)
     idempotency = open_store(settings.store)
 
-    def publisher(spec: TopicSpec) -> Callable[[Event], Awaitable[None]]:
-        async def publish(event: Event) -> None:
-            await publish_event(broker, spec, event)
-
-        return publish
-
     async def start() -> None:
+        check_providers(settings)
         await payments.open()
         await idempotency.open()
-        signer: BkmSigner = signer_from_settings(settings.bkm)
-        verifier: BkmVerifier = verifier_from_settings(settings.bkm)
-        http = httpx.AsyncClient(timeout=pay.http_timeout_s)
-        rt.closers.append(http.aclose)
-        bkm = BkmClient(
-            pay.bkm_endpoint, settings.bkm.merchant_id, signer, verifier, http, settings.bkm.ts_zone
-        )
-        rt.confirm = ConfirmationDeps(
-            verifier=verifier,
-            store=payments,
-            publish=publisher(BKM_CONFIRMATIONS),
-            ts_tolerance_s=pay.ts_tolerance_s,
-            ts_zone=settings.bkm.ts_zone,
-            lease_s=pay.publish_lease_s,
-            recheck_failures_after_s=pay.reconcile_after_s,
-        )
-        rt.merch = MerchInfoDeps(
-            signer, verifier, payments, settings.pos, pay.ts_tolerance_s, settings.bkm.ts_zone
-        )
-        rt.init = InitDeps(
-            bkm,
-            idempotency,
-            payments,
-            publisher(BKM_INITIALIZED),
-            pay.success_url,
-            pay.cancel_url,
-            pay.reconcile_after_s,
-        )
-        rt.reconcile = ReconcileDeps(
-            bkm, rt.confirm, pay.reconcile_recheck_s, pay.reconcile_give_up_s
-        )
-        moka_auth = dealer_authentication(settings.moka)
-        moka_http = httpx.AsyncClient(timeout=settings.moka.timeout_s)
-        rt.closers.append(moka_http.aclose)
-        rt.moka = MokaDeps(
-            MokaClient(settings.moka.base_url, moka_auth, moka_http),
-            idempotency,
-            publisher(MOKA_APPLICATION_RESULTS),
-        )
+        if settings.bkm is not None:
+            _start_bkm(settings, settings.bkm, service, rt, payments, idempotency)
+        if settings.moka is not None:
+            moka_http = httpx.AsyncClient(timeout=settings.moka.timeout_s)
+            rt.closers.append(moka_http.aclose)
+            rt.moka = MokaDeps(
+                MokaClient(settings.moka.base_url, dealer_authentication(settings.moka), moka_http),
+                idempotency,
+                _publisher(service, MOKA_APPLICATION_RESULTS),
+            )
 
     async def start_loops() -> None:
-        confirm, reconcile = rt.confirm, rt.reconcile
-        assert confirm is not None and reconcile is not None
-
-        async def relay() -> None:
-            await observe_outbox(payments)
-            owner = new_owner()  # this pass's lease
-            for row in await payments.take_unpublished(owner, pay.publish_lease_s):
-                await publish_recorded(payments, confirm.publish, row, owner, path="relay")
-
         async def purge() -> None:
             await payments.purge()
             await idempotency.purge()
 
-        rt.tasks += [
-            _loop("outbox-relay", pay.relay_interval_s, relay),
-            _loop("reconcile", pay.reconcile_interval_s, lambda: reconcile_due(reconcile)),
-            _loop("purge", pay.purge_interval_s, purge),
-        ]
+        rt.tasks.append(_loop("purge", settings.payments.purge_interval_s, purge))
+        if rt.confirm is not None and rt.reconcile is not None:
+            rt.tasks += _bkm_loops(settings.payments, payments, rt.confirm, rt.reconcile)
 
     async def stop() -> None:
         for task in rt.tasks:
@@ -213,24 +209,90 @@ def build(settings: Settings) -> Service:
     service.readiness["payments-store"] = payments.ping
     service.readiness["loops"] = _loops_running(rt)
 
-    @broker.subscriber(  # type: ignore[untyped-decorator]
-        *subscribed_topics(BKM_PAYMENT_REQUESTED.name, settings.kafka, service.group),
-        **consumer_options(settings.kafka, service.group),
-    )
-    async def on_payment_requested(event: BkmPaymentRequested) -> None:
-        assert rt.init is not None
-        await handle_payment_requested(event, rt.init)
+    if settings.bkm is not None or describe_all:
 
-    @broker.subscriber(  # type: ignore[untyped-decorator]
-        *subscribed_topics(MOKA_APPLICATION_REQUESTED.name, settings.kafka, service.group),
-        **consumer_options(settings.kafka, service.group),
-    )
-    async def on_moka_application(event: MokaDealerApplicationRequested) -> None:
-        assert rt.moka is not None
-        await handle_application(event, rt.moka)
+        @service.broker.subscriber(  # type: ignore[untyped-decorator]
+            *subscribed_topics(BKM_PAYMENT_REQUESTED.name, settings.kafka, service.group),
+            **consumer_options(settings.kafka, service.group),
+        )
+        async def on_payment_requested(event: BkmPaymentRequested) -> None:
+            assert rt.init is not None
+            await handle_payment_requested(event, rt.init)
 
-    service.routes.extend(payment_routes(lambda: rt.confirm, lambda: rt.merch))
+        service.routes.extend(payment_routes(lambda: rt.confirm, lambda: rt.merch))
+
+    if settings.moka is not None or describe_all:
+
+        @service.broker.subscriber(  # type: ignore[untyped-decorator]
+            *subscribed_topics(MOKA_APPLICATION_REQUESTED.name, settings.kafka, service.group),
+            **consumer_options(settings.kafka, service.group),
+        )
+        async def on_moka_application(event: MokaDealerApplicationRequested) -> None:
+            assert rt.moka is not None
+            await handle_application(event, rt.moka)
+
     return service
+
+
+def _publisher(service: Service, spec: TopicSpec) -> Callable[[Event], Awaitable[None]]:
+    async def publish(event: Event) -> None:
+        await publish_event(service.broker, spec, event)
+
+    return publish
+
+
+def _start_bkm(
+    settings: Settings,
+    bkm_settings: BkmKeySettings,
+    service: Service,
+    rt: Runtime,
+    payments: PaymentStore,
+    idempotency: IdempotencyStore,
+) -> None:
+    pay = settings.payments
+    signer = signer_from_settings(bkm_settings)
+    verifier = verifier_from_settings(bkm_settings)
+    http = httpx.AsyncClient(timeout=pay.http_timeout_s)
+    rt.closers.append(http.aclose)
+    zone, tolerance = bkm_settings.ts_zone, bkm_settings.ts_tolerance_s
+    bkm = BkmClient(pay.bkm_endpoint, bkm_settings.merchant_id, signer, verifier, http, zone)
+    rt.confirm = ConfirmationDeps(
+        verifier=verifier,
+        store=payments,
+        publish=_publisher(service, BKM_CONFIRMATIONS),
+        ts_tolerance_s=tolerance,
+        ts_zone=zone,
+        lease_s=pay.publish_lease_s,
+        recheck_failures_after_s=pay.reconcile_after_s,
+    )
+    rt.merch = MerchInfoDeps(signer, verifier, payments, settings.pos, tolerance, zone)
+    rt.init = InitDeps(
+        bkm,
+        idempotency,
+        payments,
+        _publisher(service, BKM_INITIALIZED),
+        pay.success_url,
+        pay.cancel_url,
+        pay.reconcile_after_s,
+    )
+    rt.reconcile = ReconcileDeps(bkm, rt.confirm, pay.reconcile_recheck_s, pay.reconcile_give_up_s)
+
+
+def _bkm_loops(
+    pay: PaymentsSettings,
+    payments: PaymentStore,
+    confirm: ConfirmationDeps,
+    reconcile: ReconcileDeps,
+) -> list[asyncio.Task[None]]:
+    async def relay() -> None:
+        owner = new_owner()  # this pass's lease
+        for row in await payments.take_unpublished(owner, pay.publish_lease_s):
+            await publish_recorded(payments, confirm.publish, row, owner, path="relay")
+
+    return [
+        _loop("outbox-relay", pay.relay_interval_s, relay),
+        _loop("reconcile", pay.reconcile_interval_s, lambda: reconcile_due(reconcile)),
+    ]
 
 
 def _loops_running(rt: Runtime) -> Callable[[], Awaitable[None]]:

@@ -28,12 +28,12 @@ from schemas.events import (
     BkmPaymentRequested,
     MokaDealerApplicationRequested,
 )
-from services.common.kafka.kafka_cluster import wait_for_leaders
+from services.common.bkm.settings import BkmKeySettings
 from services.common.kafka.local_broker import free_port
 from services.common.kafka.topic_admin import create_topics, plan
+from services.common.moka.settings import MokaSettings
 from services.common.observability.health import health_app
 from services.common.settings import HttpSettings, KafkaSettings, StoreSettings
-from services.common.signing.settings import BkmKeySettings, MokaSettings
 from services.common.stores.factory import open_payment_store
 from services.common.stores.payments import CONFIRMED, Decision, Outcome
 from services.payment_notifier.app import PaymentsSettings, Settings, build
@@ -123,7 +123,12 @@ def notifier_settings(
             relay_interval_s=0.3,
         ),
         pos=PosSettings(pos_url="https://pos.example", pos_uid="pos-user"),
-        moka=MokaSettings(base_url=moka_url, dealer_code="1356", username="kopru-demo"),
+        moka=MokaSettings(
+            base_url=moka_url,
+            dealer_code="1356",
+            username="kopru-demo",
+            password=SecretStr("demo-password"),
+        ),
         _env_file=None,
     )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
 from schemas.bkm import (
@@ -37,6 +37,11 @@ from schemas.bkm import (
     parse_ts,
     ts_within,
 )
+from services.common.bkm.settings import (
+    BkmKeySettings,
+    signer_from_settings,
+    verifier_from_settings,
+)
 from services.common.bkm.signature import (
     BkmKeyError,
     BkmSignatureInvalid,
@@ -44,12 +49,9 @@ from services.common.bkm.signature import (
     BkmVerifier,
     canonical_string,
     sign_text,
-    signer_from_settings,
-    verifier_from_settings,
     verify_text,
 )
 from services.common.signing.certs import write_private_key
-from services.common.signing.settings import BkmKeySettings
 from tests.conftest import IN_CI
 
 # Under CI=true a missing openssl fails the test instead of skipping it.
@@ -501,6 +503,7 @@ def test_from_settings(
     write_private_key(tmp_path / "merchant.pem", merchant_key, b"pw")
     (tmp_path / "bkm.pub").write_bytes(_pub_pem(bkm_key))
     settings = BkmKeySettings(
+        merchant_id="m",
         private_key_file=tmp_path / "merchant.pem",
         private_key_passphrase=SecretStr("pw"),
         bkm_public_key_file=tmp_path / "bkm.pub",
@@ -511,5 +514,12 @@ def test_from_settings(
         t="T", success="false", ts=TS, s=sign_text("Tfalse" + TS, bkm_key)
     )
     assert verifier_from_settings(settings).verify(from_bkm)
-    with pytest.raises(BkmKeyError):
-        verifier_from_settings(BkmKeySettings())
+    with pytest.raises(ValidationError, match="private_key_file"):
+        BkmKeySettings(merchant_id="m", bkm_public_key_file=tmp_path / "bkm.pub")
+    with pytest.raises(ValidationError, match=r"merchant's private key"):
+        BkmKeySettings(
+            merchant_id="m",
+            private_key_file=tmp_path / "merchant.pem",
+            private_key_passphrase=SecretStr("wrong"),
+            bkm_public_key_file=tmp_path / "bkm.pub",
+        )

@@ -24,6 +24,8 @@ def test_show_masks_secrets_from_env_files_and_urls(
     monkeypatch.setenv("KOPRU_KAFKA__SASL_PASSWORD", "sasl-env-secret")
     monkeypatch.setenv("KOPRU_STORE__URL", "postgresql://kopru:pg-url-secret@db:5432/kopru")
     monkeypatch.setenv("KOPRU_HTTP__PORT", "9191")
+    monkeypatch.setenv("KOPRU_MOKA__DEALER_CODE", "1356")
+    monkeypatch.setenv("KOPRU_MOKA__USERNAME", "kopru-demo")
 
     result = runner.invoke(app, ["config", "show", "payment-notifier"])
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr, ValidationError
 
 from schemas.moka import ApiResponse, DealerAuthentication
 from services.common.moka.auth import check_key, dealer_authentication
-from services.common.signing.settings import MokaSettings
+from services.common.moka.settings import MokaSettings
 
 
 def test_check_key_known_value() -> None:
@@ -42,7 +42,9 @@ def test_dealer_authentication_from_settings() -> None:
 
 def test_dealer_authentication_requires_every_field() -> None:
     with pytest.raises(ValidationError):
-        dealer_authentication(MokaSettings(dealer_code="", username="u", password=SecretStr("p")))
+        MokaSettings(dealer_code="", username="u", password=SecretStr("p"))
+    with pytest.raises(ValidationError):
+        MokaSettings(dealer_code="1", username="u", password=SecretStr(" "))
     with pytest.raises(ValidationError):
         DealerAuthentication(DealerCode="1", Username="u", Password=SecretStr("p"), CheckKey="XYZ")
 

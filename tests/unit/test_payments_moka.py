@@ -16,8 +16,8 @@ from schemas.moka import CREATE_POS_REQUEST_ERRORS, check_pos_request, tr_identi
 from services.common.errors import InvalidMessage, RetryLater
 from services.common.moka.auth import dealer_authentication
 from services.common.moka.client import MokaClient
+from services.common.moka.settings import MokaSettings
 from services.common.settings import StoreSettings
-from services.common.signing.settings import MokaSettings
 from services.common.stores.factory import open_store
 from services.common.stores.idempotency import IdempotencyStore
 from services.payment_notifier.moka_applications import MokaDeps, handle_application

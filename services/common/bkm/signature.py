@@ -23,8 +23,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from schemas.bkm import SIGNED_FIELDS, BkmMessage, FieldSpec, Nested, wire_text
-from services.common.signing.certs import load_private_key, load_public_key, read_passphrase
-from services.common.signing.settings import BkmKeySettings
 
 ACCEPTED_KEY_BITS = frozenset({1024, 2048})
 NULL_TEXT = "null"  # FAQ: null fields are appended as "null", never ""
@@ -130,20 +128,3 @@ class BkmVerifier:
         """Raise ``BkmSignatureInvalid`` unless the message verifies."""
         if not self.verify(message):
             raise BkmSignatureInvalid(f"BKM signature of {message.message} does not verify")
-
-
-def signer_from_settings(settings: BkmKeySettings) -> BkmSigner:
-    """The merchant's signer: key and passphrase from the settings' secrets."""
-    if settings.private_key_file is None:
-        raise BkmKeyError("bkm private_key_file is not set")
-    passphrase = read_passphrase(
-        settings.private_key_passphrase, settings.private_key_passphrase_file
-    )
-    return BkmSigner(load_private_key(settings.private_key_file, passphrase))
-
-
-def verifier_from_settings(settings: BkmKeySettings) -> BkmVerifier:
-    """BKM's verifier: BKM's public key (PEM/DER key or certificate)."""
-    if settings.bkm_public_key_file is None:
-        raise BkmKeyError("bkm_public_key_file is not set")
-    return BkmVerifier(load_public_key(settings.bkm_public_key_file))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from schemas.moka import DealerAuthentication
-from services.common.signing.settings import MokaSettings
+from services.common.moka.settings import MokaSettings
 
 
 def check_key(dealer_code: str, username: str, password: str) -> str:

@@ -1,4 +1,4 @@
-"""Settings sections for signing, certificates and payment-provider credentials.
+"""Settings sections for MKK signing and certificates (BKM's: common/bkm/settings.py).
 
 Plain pydantic sections; each service composes the ones it needs into its
 ``BaseServiceSettings`` subclass (``KOPRU_MKK_SIGNING__PRIVATE_KEY_FILE`` ...). Secrets
@@ -75,28 +75,3 @@ class MkkSigningSettings(BaseModel):
         if self.include_kid and not self.kid:
             raise ValueError("include_kid is set but kid is empty")
         return self
-
-
-class BkmKeySettings(BaseModel):
-    """Merchant key pair and BKM's public key (BKM: 1024 or 2048-bit RSA)."""
-
-    merchant_id: str = ""
-    private_key_file: Path | None = None
-    private_key_passphrase: SecretStr | None = None
-    private_key_passphrase_file: Path | None = None
-    # BKM's public key (PEM public key or certificate) verifies BKM's messages.
-    bkm_public_key_file: Path | None = None
-    # BKM's ts carries no zone: read and written in this zone (specs README).
-    ts_zone: str = "Europe/Istanbul"
-    # Largest clock difference accepted on a received ts (travijuu: 30 s).
-    ts_tolerance_s: float = Field(default=30.0, gt=0)
-
-
-class MokaSettings(BaseModel):
-    """Moka dealer credentials (moka-dealer-api: DealerAuthentication, all required)."""
-
-    base_url: str = "https://service.testmoka.com"
-    dealer_code: str = ""
-    username: str = ""
-    password: SecretStr = SecretStr("")
-    timeout_s: float = Field(default=30.0, gt=0)
