@@ -9,7 +9,8 @@ live in schemas/bkm.py (SIGNED_FIELDS, travijuu reading of the pictured tables).
 Order of checks: required fields → signature over the raw received values with BKM's
 pinned key (fail closed) → ts within the tolerance → the store decides (first outcome per
 token wins, forward-only; a replay gets the original answer; other content is refused).
-Card data is never stored, logged or published: posMessage is sanitised first.
+Card data is never stored, logged or published: posMessage is reduced to its allowlist
+and every free-text value (posMessage's, r, xid) is scrubbed first (pos_message.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Literal
 from schemas.bkm import CancelRedirect, PosResultPost, parse_return, parse_ts
 from schemas.events import BKM_CONFIRMATIONS, Event, PaymentConfirmed, PaymentFailed
 from services.common.bkm.signature import BkmVerifier
+from services.common.observability.card_data import scrub
 from services.common.observability.logging import get_logger
 from services.common.stores.idempotency import new_owner
 from services.common.stores.payments import (
@@ -87,12 +89,18 @@ def _bad(source: Source, result: str, status: int, message: str) -> Reply:
 
 
 def _content(msg: PosResultPost | CancelRedirect) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(state, fingerprinted content, sanitised POS result) of a verified message."""
+    """(state, fingerprinted content, sanitised POS result) of a verified message. Every
+    value is free of card data: the fingerprint, the store and the event see only this."""
     if isinstance(msg, CancelRedirect):
         content = {"state": FAILED, "r": msg.r, "posRef": msg.posRef, "xid": msg.xid, "md": msg.md}
-        return FAILED, content, {}
+        return FAILED, _scrubbed(content), {}
     pos = sanitize(msg.posMessage)
-    return CONFIRMED, {"state": CONFIRMED, "pos": pos, "xid": msg.xid, "md": msg.md}, pos
+    content = _scrubbed({"state": CONFIRMED, "xid": msg.xid, "md": msg.md})
+    return CONFIRMED, {**content, "pos": pos}, pos
+
+
+def _scrubbed(content: dict[str, str | None]) -> dict[str, Any]:
+    return {k: None if v is None else scrub(v) for k, v in content.items()}
 
 
 def build_event(
@@ -230,8 +238,8 @@ async def handle_return(fields: Mapping[str, str], source: Source, deps: Confirm
     if row is not None and row.state in FINAL_STATES:
         probe = Outcome(token, state, fp, {}, "", source)
         return _existing(row, decide(row, probe, owner=""), probe, source)
-    reason = msg.r if isinstance(msg, CancelRedirect) else None
-    event = build_event(token, state, source, row, xid=msg.xid, pos=pos, reason=reason)
+    reason = content.get("r")
+    event = build_event(token, state, source, row, xid=content["xid"], pos=pos, reason=reason)
     recheck = deps.recheck_failures_after_s
     outcome = Outcome(
         token,

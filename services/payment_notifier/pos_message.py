@@ -1,70 +1,88 @@
 """posMessage: the POS answer as JSON, card data removed (BKM "İşyerine Başarılı İşlem
 Sonucu Yönlendirme": PAN, CVC/CVV2, expiry and holder name are taken out by BKM).
 
-kopru does not rely on that: it drops every key that names card data and masks any
-card-number-like digit run before the result is stored, logged or published.
+kopru does not rely on that. Only the allowlisted fields (schemas/bkm_pos.py, Şekil 11)
+are kept; a structured value that does not have its form, or that holds a card number, is
+dropped; free text is kept with every card datum masked (card_data.py), including any
+value that another field of the same message names as card data. Nothing else of the
+message is stored, logged or published.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from services.common.observability.redaction import is_secret_key, redact_text
+from schemas.bkm_pos import CARD_DATA_KEYS, FREE_TEXT_MAX_CHARS, POS_RESULT_FIELDS, Allowed
+from services.common.observability.card_data import scrub
+from services.common.observability.redaction import is_secret_key
 
 MAX_POS_MESSAGE_CHARS = 16_000
-
-# Compared lower-cased without "_" and "-"; in addition to redaction's secret keys.
-_CARD_KEYS = frozenset(
-    {
-        "pan",
-        "cardno",
-        "cardnumber",
-        "creditcardnumber",
-        "cardnum",
-        "cvc",
-        "cvc2",
-        "cvv",
-        "cvv2",
-        "securitycode",
-        "expiry",
-        "expirydate",
-        "expiredate",
-        "expdate",
-        "expmonth",
-        "expyear",
-        "expirationdate",
-        "cardexpiry",
-        "cardholder",
-        "cardholdername",
-        "holdername",
-        "nameoncard",
-    }
-)
+MAX_DEPTH = 20
 
 
-def _card_key(key: str) -> bool:
-    k = key.lower().replace("_", "").replace("-", "")
-    return k in _CARD_KEYS or is_secret_key(key)
+def _normal(key: str) -> str:
+    return key.lower().replace("_", "").replace("-", "").replace(" ", "")
 
 
-def _clean(value: Any, depth: int = 0) -> Any:
-    if depth > 20:
-        return None
+def card_values(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every scalar held under a key that names card data, anywhere in the message."""
+    if depth > MAX_DEPTH:
+        return
     if isinstance(value, dict):
-        return {str(k): _clean(v, depth + 1) for k, v in value.items() if not _card_key(str(k))}
-    if isinstance(value, list):
-        return [_clean(v, depth + 1) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        text = str(value)
-        return redact_text(text) if redact_text(text) != text else value
-    return value
+        for key, sub in value.items():
+            if _normal(str(key)) in CARD_DATA_KEYS or is_secret_key(str(key)):
+                yield from _scalars(sub, depth + 1)
+            else:
+                yield from card_values(sub, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from card_values(item, depth + 1)
+
+
+def _scalars(value: Any, depth: int) -> Iterator[str]:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for sub in value.values():
+            yield from _scalars(sub, depth + 1)
+    elif isinstance(value, list):
+        for sub in value:
+            yield from _scalars(sub, depth + 1)
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+def _keep(value: Any, allowed: Allowed, known: list[str]) -> Any:
+    """The allowed part of ``value``; None when nothing of it may be kept."""
+    if isinstance(allowed, Mapping):
+        if not isinstance(value, dict):
+            return None
+        names = {k.lower(): k for k in allowed}
+        kept: dict[str, Any] = {}
+        for key, sub in value.items():
+            name = names.get(str(key).lower())
+            if name is None or name in kept:
+                continue
+            cleaned = _keep(sub, allowed[name], known)
+            if cleaned is not None:
+                kept[name] = cleaned
+        return kept
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = str(value)
+    if allowed is None:  # free text
+        return scrub(text[:FREE_TEXT_MAX_CHARS], known)
+    assert isinstance(allowed, re.Pattern)
+    if not allowed.fullmatch(text) or scrub(text, known) != text:
+        return None
+    return text
 
 
 def sanitize(pos_message: str | None) -> dict[str, Any]:
-    """The POS result as a dict without card data; unparseable text is not kept."""
+    """The POS result as a dict of allowlisted fields without card data."""
     if not pos_message:
         return {}
     if len(pos_message) > MAX_POS_MESSAGE_CHARS:
@@ -73,5 +91,5 @@ def sanitize(pos_message: str | None) -> dict[str, Any]:
         data = json.loads(pos_message)
     except ValueError:
         return {"unparsed": True, "reason": "posMessage is not JSON"}
-    cleaned = _clean(data)
-    return cleaned if isinstance(cleaned, dict) else {"value": cleaned}
+    kept = _keep(data, POS_RESULT_FIELDS, list(card_values(data)))
+    return kept if isinstance(kept, dict) else {}

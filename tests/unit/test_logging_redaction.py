@@ -9,8 +9,9 @@ import logging
 import pytest
 from pydantic import BaseModel, SecretStr
 
+from services.common.observability.card_data import luhn_valid
 from services.common.observability.logging import bind_correlation_id, configure_logging, get_logger
-from services.common.observability.redaction import MASK, luhn_valid, redact, redact_text
+from services.common.observability.redaction import MASK, redact, redact_text
 from services.common.settings import LogSettings
 
 PAN = "4111111111111111"  # Luhn-valid test Visa

@@ -3,8 +3,8 @@
 Two rules, applied to every value of a log event, nested dicts and lists included:
 - a key that names a secret (password, token, private key, zip password, card data, ...)
   has its value replaced whatever it holds;
-- any string is scanned for card numbers (13-19 digit runs, spaces or dashes allowed,
-  that pass the Luhn check), PEM private-key blocks, JWTs/JWS, bearer tokens and
+- any string is scanned for card data (card_data.py: Luhn-valid card numbers, and CVC,
+  expiry and holder values after their labels), PEM private-key blocks, JWTs/JWS, bearer tokens and
   passwords inside URLs (`postgresql://user:PASSWORD@host`), and those parts are
   masked in place.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from services.common.observability.card_data import scrub_labelled
 
 MASK = "***"
 
@@ -63,28 +65,6 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}")
 # scheme://user:password@host: the password part (a store or broker URL with credentials).
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(@)")
-# Candidate card numbers: 13-19 digits, optionally grouped by single spaces or dashes.
-_PAN_CANDIDATE = re.compile(r"(?<![0-9])(?:[0-9][ -]?){12,18}[0-9](?![0-9])")
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _mask_pan(match: re.Match[str]) -> str:
-    raw = match.group(0)
-    digits = raw.replace(" ", "").replace("-", "")
-    if 13 <= len(digits) <= 19 and luhn_valid(digits):
-        return MASK
-    return raw
 
 
 def redact_text(text: str) -> str:
@@ -94,7 +74,7 @@ def redact_text(text: str) -> str:
     text = _JWT.sub(MASK, text)
     text = _BEARER.sub("Bearer " + MASK, text)
     text = _URL_PASSWORD.sub(r"\g<1>" + MASK + r"\g<2>", text)
-    return _PAN_CANDIDATE.sub(_mask_pan, text)
+    return scrub_labelled(text)
 
 
 def is_secret_key(key: object) -> bool:
