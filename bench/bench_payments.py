@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,9 @@ CLIENTS = 64
 WARMUP = 300
 REQUESTS = 4000
 PG_DSN = os.environ.get("KOPRU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+# KOPRU_BENCH_PROFILE=out.txt: py-spy samples the notifier during its load (collapsed
+# stacks, one line per stack; `python -m bench.profile_top out.txt` ranks them).
+PROFILE = os.environ.get("KOPRU_BENCH_PROFILE")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -139,6 +143,12 @@ async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[flo
     return time.perf_counter() - started, latencies, errors
 
 
+def _profiler(pid: int) -> subprocess.Popen[bytes]:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    argv = [spy, "record", "--pid", str(pid), "-o", str(PROFILE), "-f", "raw", "-r", "250"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] * 1000
@@ -209,7 +219,11 @@ async def _run(tmp: Path) -> None:
         results = {}
         for name, base in (("constant", constant), ("payment-notifier", notifier)):
             await _load(base + "/bkm/confirmation", bodies[:WARMUP])
+            spy = _profiler(procs[0].pid) if PROFILE and name == "payment-notifier" else None
             results[name] = await _load(base + "/bkm/confirmation", bodies[WARMUP:])
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
         print(f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store")
         print(f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
         for name, (secs, lat, errs) in results.items():
