@@ -46,14 +46,14 @@ from services.common.observability.logging import get_logger
 from services.common.service import Service, new_service
 from services.common.settings import BaseServiceSettings, SettingsError, optional_section
 from services.common.stores.factory import open_payment_store, open_store
-from services.common.stores.idempotency import IdempotencyStore, new_owner
+from services.common.stores.idempotency import IdempotencyStore
 from services.common.stores.payments import PaymentStore
-from services.payment_notifier.confirmations import ConfirmationDeps, publish_recorded
+from services.payment_notifier.confirmations import ConfirmationDeps
 from services.payment_notifier.http_routes import payment_routes
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested
 from services.payment_notifier.merch_info import MerchInfoDeps, PosSettings
 from services.payment_notifier.moka_applications import MokaDeps, handle_application
-from services.payment_notifier.outbox_metrics import observe_outbox
+from services.payment_notifier.outbox_relay import OutboxRelay
 from services.payment_notifier.reconcile import ReconcileDeps, reconcile_due
 
 log = get_logger(__name__)
@@ -134,6 +134,7 @@ class Runtime:
     init: InitDeps | None = None
     moka: MokaDeps | None = None
     reconcile: ReconcileDeps | None = None
+    relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -190,8 +191,8 @@ def build(settings: Settings) -> Service:
             await idempotency.purge()
 
         rt.tasks.append(_loop("purge", settings.payments.purge_interval_s, purge))
-        if rt.confirm is not None and rt.reconcile is not None:
-            rt.tasks += _bkm_loops(settings.payments, payments, rt.confirm, rt.reconcile)
+        if rt.relay is not None and rt.reconcile is not None:
+            rt.tasks += _bkm_loops(settings.payments, rt.relay, rt.reconcile)
 
     async def stop() -> None:
         for task in rt.tasks:
@@ -256,14 +257,19 @@ def _start_bkm(
     rt.closers.append(http.aclose)
     zone, tolerance = bkm_settings.ts_zone, bkm_settings.ts_tolerance_s
     bkm = BkmClient(pay.bkm_endpoint, bkm_settings.merchant_id, signer, verifier, http, zone)
+    publish = _publisher(service, BKM_CONFIRMATIONS)
+    rt.relay = OutboxRelay(
+        payments, publish, lease_s=pay.publish_lease_s, interval_s=pay.relay_interval_s
+    )
     rt.confirm = ConfirmationDeps(
         verifier=verifier,
         store=payments,
-        publish=_publisher(service, BKM_CONFIRMATIONS),
+        publish=publish,
         ts_tolerance_s=tolerance,
         ts_zone=zone,
         lease_s=pay.publish_lease_s,
         recheck_failures_after_s=pay.reconcile_after_s,
+        wake=rt.relay.wake,
     )
     rt.merch = MerchInfoDeps(signer, verifier, payments, settings.pos, tolerance, zone)
     rt.init = InitDeps(
@@ -279,18 +285,15 @@ def _start_bkm(
 
 
 def _bkm_loops(
-    pay: PaymentsSettings,
-    payments: PaymentStore,
-    confirm: ConfirmationDeps,
-    reconcile: ReconcileDeps,
+    pay: PaymentsSettings, relay: OutboxRelay, reconcile: ReconcileDeps
 ) -> list[asyncio.Task[None]]:
-    async def relay() -> None:
-        owner = new_owner()  # this pass's lease
-        for row in await payments.take_unpublished(owner, pay.publish_lease_s):
-            await publish_recorded(payments, confirm.publish, row, owner, path="relay")
+    async def run_relay() -> None:
+        # on_start runs before the broker starts: the first pass waits an interval.
+        await asyncio.sleep(pay.relay_interval_s)
+        await relay.run()
 
     return [
-        _loop("outbox-relay", pay.relay_interval_s, relay),
+        asyncio.create_task(run_relay(), name="outbox-relay"),
         _loop("reconcile", pay.reconcile_interval_s, lambda: reconcile_due(reconcile)),
     ]
 

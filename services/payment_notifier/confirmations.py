@@ -57,11 +57,29 @@ def outcome_event_id(token: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"bkm-outcome:{token}")
 
 
+JSON = "application/json"
+
+
 @dataclass(frozen=True)
 class Reply:
+    """An HTTP answer: a recorded one's body is the stored bytes, replayed as they are."""
+
     status: int
-    body: dict[str, Any]
+    body: bytes
     replay: bool = False
+    content_type: str = JSON
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @classmethod
+    def of(cls, status: int, content: Mapping[str, Any]) -> Reply:
+        return cls(status, to_json(content).encode())
+
+
+def to_json(content: Mapping[str, Any]) -> str:
+    """Keys in the order given, compact, UTF-8: the one way an answer is written."""
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -76,6 +94,9 @@ class ConfirmationDeps:
     # QueryPaymentResult after this long (None: not); a disagreement is alerted.
     recheck_failures_after_s: float | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Tells the outbox relay a recorded outcome waits (outbox_relay.py); it publishes
+    # off the request path, in batches.
+    wake: Callable[[], None] = field(default=lambda: None)
 
 
 def fingerprint(content: Mapping[str, Any]) -> str:
@@ -85,7 +106,7 @@ def fingerprint(content: Mapping[str, Any]) -> str:
 
 def _bad(source: Source, result: str, status: int, message: str) -> Reply:
     metrics.RETURNS.labels(source, result).inc()
-    return Reply(status, {"error": message})
+    return Reply.of(status, {"error": message})
 
 
 def _content(msg: PosResultPost | CancelRedirect) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -127,38 +148,43 @@ def build_event(
     return PaymentFailed(reason=(reason or "cancelled")[:2000], **common)
 
 
-def answer_for(event: Event, state: str) -> dict[str, Any]:
-    return {
-        "token": getattr(event, "token", None),
-        "status": state,
-        "order_id": getattr(event, "order_id", None),
-        "event_id": str(event.event_id),
-    }
+def answer_for(event: Event, state: str) -> str:
+    """The first answer's body, written once; the store keeps these exact bytes."""
+    return to_json(
+        {
+            "token": getattr(event, "token", None),
+            "status": state,
+            "order_id": getattr(event, "order_id", None),
+            "event_id": str(event.event_id),
+        }
+    )
 
 
 async def record_and_publish(
     deps: ConfirmationDeps, outcome: Outcome, event: Event, source: Source
 ) -> Reply:
-    """Record once (the store decides), publish if we won, answer in every case.
+    """Record once (the store decides) and answer in every case. The outcome and its event
+    (the outbox row) are durable before the answer; the relay publishes it.
 
     The owner is new per call: concurrent calls in one process compete like replicas do.
+    The row's lease is 0 s: the relay of any replica may publish it at once.
     """
     owner = new_owner()
-    rec = await deps.store.record_outcome(outcome, owner, deps.lease_s)
+    rec = await deps.store.record_outcome(outcome, owner, 0.0)
     if rec.decision is Decision.RECORDED:
-        await publish_recorded(deps.store, deps.publish, rec.row, owner, path="inline")
+        deps.wake()
         metrics.RETURNS.labels(source, "recorded").inc()
         log.info(
             "payment outcome recorded", bkm_t=outcome.token, state=outcome.state, source=source
         )
-        return Reply(200, outcome.answer)
+        return Reply(200, outcome.answer.encode())
     return _existing(rec.row, rec.decision, outcome, source)
 
 
 def _existing(row: PaymentRow, decision: Decision, outcome: Outcome, source: Source) -> Reply:
     if decision is Decision.REPLAY:
         metrics.RETURNS.labels(source, "replay").inc()
-        return Reply(200, row.answer or {}, replay=True)
+        return Reply(200, (row.answer or "{}").encode(), replay=True)
     kind = "late_failure" if outcome.state == FAILED and row.state == CONFIRMED else "altered"
     if row.source == "reconciliation":
         kind = "query_disagrees"
@@ -173,7 +199,7 @@ def _existing(row: PaymentRow, decision: Decision, outcome: Outcome, source: Sou
         recorded_source=row.source,
         source=source,
     )
-    return Reply(
+    return Reply.of(
         409,
         {
             "error": f"token {outcome.token} already has a {row.state} outcome with other content;"
@@ -236,7 +262,7 @@ async def handle_return(fields: Mapping[str, str], source: Source, deps: Confirm
     fp = fingerprint(content)
     row = await deps.store.get(token)
     if row is not None and row.state in FINAL_STATES:
-        probe = Outcome(token, state, fp, {}, "", source)
+        probe = Outcome(token, state, fp, "", "", source)
         return _existing(row, decide(row, probe, owner=""), probe, source)
     reason = content.get("r")
     event = build_event(token, state, source, row, xid=content["xid"], pos=pos, reason=reason)
@@ -260,8 +286,8 @@ async def _bad_signature(token: str, source: Source, deps: ConfirmationDeps) -> 
             # "Önemli Not": the verified confirmation stands; the redirect is advisory.
             metrics.RETURNS.labels(source, "advisory").inc()
             log.warning("redirect signature does not verify; confirmation stands", bkm_t=token)
-            body = dict(row.answer or {})
+            body = json.loads(row.answer or "{}")
             body["advisory"] = "redirect signature did not verify; the verified confirmation stands"
-            return Reply(200, body, replay=True)
+            return Reply.of(200, body)
     log.warning("BKM signature does not verify", bkm_t=token[:64], source=source)
     return _bad(source, "bad_signature", 400, "signature does not verify with BKM's key")

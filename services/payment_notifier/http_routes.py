@@ -82,7 +82,9 @@ def _return_endpoint(
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         reply = await handle_return(fields, source, deps)
         headers = {"X-Kopru-Replay": "true"} if reply.replay else None
-        return JSONResponse(reply.body, status_code=reply.status, headers=headers)
+        return Response(
+            reply.body, status_code=reply.status, media_type=reply.content_type, headers=headers
+        )
 
     return endpoint
 

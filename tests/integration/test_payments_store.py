@@ -4,6 +4,7 @@ states, replay and conflict, the outbox lease and the reconciliation schedule.""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -39,7 +40,8 @@ def tok() -> str:
 def outcome(
     token: str, state: str = CONFIRMED, fp: str = "fp1", source: str = "confirmation"
 ) -> Outcome:
-    return Outcome(token, state, fp, {"token": token, "status": state}, '{"e":1}', source)
+    answer = json.dumps({"token": token, "status": state})
+    return Outcome(token, state, fp, answer, '{"e":1}', source)
 
 
 async def test_first_outcome_wins_and_replay_gets_its_answer(pstore: PaymentStore) -> None:
@@ -48,7 +50,7 @@ async def test_first_outcome_wins_and_replay_gets_its_answer(pstore: PaymentStor
     again = await pstore.record_outcome(outcome(t), "owner-b", 30)
     assert first.decision is Decision.RECORDED
     assert again.decision is Decision.REPLAY
-    assert again.row.answer == {"token": t, "status": CONFIRMED}
+    assert again.row.answer == json.dumps({"token": t, "status": CONFIRMED})  # the same text
     assert again.row.owner == "owner-a"
 
 
@@ -141,7 +143,7 @@ async def test_a_failure_to_recheck_becomes_due_once_and_can_be_cleared(
     pstore: PaymentStore,
 ) -> None:
     t = tok()
-    failed = Outcome(t, FAILED, "fp-c", {"status": FAILED}, "{}", "cancel_redirect", time.time())
+    failed = Outcome(t, FAILED, "fp-c", '{"status":"failed"}', "{}", "cancel_redirect", time.time())
     assert (await pstore.record_outcome(failed, "a", 30)).decision is Decision.RECORDED
     assert t in {r.token for r in await pstore.take_due(recheck_s=60)}
     assert t not in {r.token for r in await pstore.take_due(recheck_s=60)}

@@ -46,6 +46,7 @@ from services.common.stores.payments import FAILED, INITIALIZED, Outcome, Paymen
 from services.payment_notifier.confirmations import ConfirmationDeps
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested
 from services.payment_notifier.merch_info import MerchInfoDeps, PosSettings, handle_merch_info
+from services.payment_notifier.outbox_relay import OutboxRelay
 from services.payment_notifier.reconcile import ReconcileDeps, reconcile_due
 from services.sandbox.bkm.app import BkmSandboxConfig, Payment, create_app
 from services.sandbox.bkm.keys import BkmDemoKeys, ensure_demo_keys
@@ -60,11 +61,20 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> BkmDemoKeys:
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """The publisher: events as sent. ``got()`` first lets the outbox relay publish what
+    the store holds (the service's relay does it when woken)."""
+
+    def __init__(self, store: PaymentStore | None = None) -> None:
         self.events: list[Event] = []
+        self.store = store
 
     async def __call__(self, event: Event) -> None:
         self.events.append(event)
+
+    async def got(self) -> list[Event]:
+        if self.store is not None:
+            await OutboxRelay(self.store, self).drain()
+        return self.events
 
 
 @dataclass
@@ -91,7 +101,7 @@ async def world(keys: BkmDemoKeys, tmp_path: Path) -> AsyncIterator[World]:
     payments, idem = open_payment_store(settings), open_store(settings)
     await payments.open()
     await idem.open()
-    yield World(client, app.state.sandbox, payments, idem, Recorder())
+    yield World(client, app.state.sandbox, payments, idem, Recorder(payments))
     await payments.close()
     await idem.close()
     await http.aclose()
@@ -158,8 +168,8 @@ async def test_initialize_publishes_token_once_per_order(world: World) -> None:
     await handle_payment_requested(event, deps)
     await handle_payment_requested(event, deps)  # redelivered: no second BKM call
     assert len(world.sandbox.payments) == 1
-    assert len(world.published.events) == 1
-    out = world.published.events[0]
+    assert len(await world.published.got()) == 1
+    out = (await world.published.got())[0]
     assert isinstance(out, BkmPaymentInitialized)
     assert out.token in world.sandbox.payments and out.redirect_url.endswith(out.token)
     assert world.sandbox.payments[out.token].order_amount == Decimal("105.99")
@@ -183,7 +193,7 @@ async def test_initialize_with_installment_options(world: World) -> None:
         ],
     )
     await handle_payment_requested(event, deps)
-    assert isinstance(world.published.events[0], BkmPaymentInitialized)
+    assert isinstance((await world.published.got())[0], BkmPaymentInitialized)
 
 
 async def test_initialize_refused_by_bkm_is_a_failure_event(world: World, tmp_path: Path) -> None:
@@ -194,7 +204,7 @@ async def test_initialize_refused_by_bkm_is_a_failure_event(world: World, tmp_pa
     await handle_payment_requested(
         BkmPaymentRequested(order_id="order-3", sale_amount=Decimal("1.00")), deps
     )
-    out = world.published.events[0]
+    out = (await world.published.got())[0]
     assert isinstance(out, BkmPaymentInitFailed) and out.code == "2"
 
 
@@ -216,15 +226,15 @@ async def test_reconciliation_publishes_a_lost_confirmation_once(world: World) -
     deps = ReconcileDeps(world.client, confirm, recheck_s=0.0, give_up_after_s=3600)
     assert await reconcile_due(deps) == 2
     await reconcile_due(deps)  # again: the paid one is settled, the open one still pending
-    events = world.published.events
+    events = await world.published.got()
     assert len(events) == 1
     assert isinstance(events[0], PaymentConfirmed)
     assert events[0].reconciled and events[0].source == "reconciliation"
     assert events[0].token == "t-paid" and events[0].order_id == "o-t-paid"
     deps.give_up_after_s = 0.0
     await reconcile_due(deps)
-    assert isinstance(world.published.events[-1], PaymentFailed)
-    assert len(world.published.events) == 2
+    assert isinstance((await world.published.got())[-1], PaymentFailed)
+    assert len(await world.published.got()) == 2
 
 
 async def test_merch_info_answer_is_signed_in_order_and_keeps_passwords_out_of_logs(
@@ -267,7 +277,7 @@ async def test_a_cancel_the_query_contradicts_is_alerted_without_a_second_event(
     for token, paid in (("t-cancel-paid", True), ("t-cancel-unpaid", False)):
         world.sandbox.payments[token] = Payment(token, Decimal("10.00"), "", "", paid)
         outcome = Outcome(
-            token, FAILED, f"fp-{token}", {}, "{}", "cancel_redirect", recheck_at=time.time() - 1
+            token, FAILED, f"fp-{token}", "{}", "{}", "cancel_redirect", recheck_at=time.time() - 1
         )
         await world.payments.record_outcome(outcome, "owner", 30)
     confirm = ConfirmationDeps(
@@ -276,5 +286,5 @@ async def test_a_cancel_the_query_contradicts_is_alerted_without_a_second_event(
     before = metrics.ALERTS.labels("query_disagrees")._value.get()
     assert await reconcile_due(ReconcileDeps(world.client, confirm, recheck_s=0.0)) == 2
     assert metrics.ALERTS.labels("query_disagrees")._value.get() == before + 1
-    assert world.published.events == []
+    assert (await world.published.got()) == []
     assert await reconcile_due(ReconcileDeps(world.client, confirm, recheck_s=0.0)) == 0

@@ -24,8 +24,8 @@ from services.payment_notifier.confirmations import (
     ConfirmationDeps,
     handle_return,
     outcome_event_id,
-    publish_recorded,
 )
+from services.payment_notifier.outbox_relay import OutboxRelay
 from services.sandbox.bkm.messages import TEST_CVC, TEST_PAN, PayOptions, signed_fields
 
 ZONE = "Europe/Istanbul"
@@ -37,11 +37,20 @@ def bkm_key() -> rsa.RSAPrivateKey:
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """The publisher: events as sent. ``got()`` first lets the outbox relay publish what
+    the store holds (the service's relay does it when woken)."""
+
+    def __init__(self, store: PaymentStore | None = None) -> None:
         self.events: list[Event] = []
+        self.store = store
 
     async def __call__(self, event: Event) -> None:
         self.events.append(event)
+
+    async def got(self) -> list[Event]:
+        if self.store is not None:
+            await OutboxRelay(self.store, self).drain()
+        return self.events
 
 
 @pytest.fixture
@@ -53,8 +62,8 @@ async def store(tmp_path: Path) -> AsyncIterator[PaymentStore]:
 
 
 @pytest.fixture
-def published() -> Recorder:
-    return Recorder()
+def published(store: PaymentStore) -> Recorder:
+    return Recorder(store)
 
 
 @pytest.fixture
@@ -80,12 +89,12 @@ async def test_first_confirmation_publishes_once_and_replays_get_the_same_answer
     replays = [await handle_return(f, "confirmation", deps) for _ in range(3)]
     redirect = await handle_return(f, "success_redirect", deps)
     assert first.status == 200 and not first.replay
-    assert first.body["status"] == CONFIRMED
-    assert first.body["event_id"] == str(outcome_event_id("tok-1"))
+    assert first.json()["status"] == CONFIRMED
+    assert first.json()["event_id"] == str(outcome_event_id("tok-1"))
     for r in [*replays, redirect]:
         assert (r.status, r.body, r.replay) == (200, first.body, True)
-    assert len(published.events) == 1
-    event = published.events[0]
+    assert len(await published.got()) == 1
+    event = (await published.got())[0]
     assert isinstance(event, PaymentConfirmed)
     assert event.source == "confirmation" and not event.reconciled
     assert event.pos_result["PosResponse"]["Amount"] == "100,00"
@@ -97,9 +106,9 @@ async def test_concurrent_confirmations_for_one_token_publish_once(
     f = fields(bkm_key, "tok-c")
     replies = await asyncio.gather(*(handle_return(f, "confirmation", deps) for _ in range(10)))
     assert {r.status for r in replies} == {200}
-    assert len({json.dumps(r.body, sort_keys=True) for r in replies}) == 1
+    assert len({r.body for r in replies}) == 1
     assert sum(not r.replay for r in replies) == 1
-    assert len(published.events) == 1
+    assert len(await published.got()) == 1
 
 
 async def test_bad_signature_is_refused_and_nothing_is_stored(
@@ -108,10 +117,10 @@ async def test_bad_signature_is_refused_and_nothing_is_stored(
     reply = await handle_return(fields(bkm_key, "tok-bad", tamper=True), "confirmation", deps)
     other_key = generate_rsa_key(2048)
     forged = await handle_return(fields(other_key, "tok-forged"), "confirmation", deps)
-    assert reply.status == 400 and "signature" in reply.body["error"]
+    assert reply.status == 400 and "signature" in reply.json()["error"]
     assert forged.status == 400
     assert await store.get("tok-bad") is None and await store.get("tok-forged") is None
-    assert published.events == []
+    assert (await published.got()) == []
 
 
 async def test_stale_ts_is_refused_with_the_skew(
@@ -119,9 +128,9 @@ async def test_stale_ts_is_refused_with_the_skew(
 ) -> None:
     reply = await handle_return(fields(bkm_key, "tok-old", stale_s=900), "confirmation", deps)
     assert reply.status == 400
-    assert "Not Synchronized" in reply.body["error"]
-    assert re.search(r"ts is 9\d\d s from our clock", reply.body["error"])
-    assert await store.get("tok-old") is None and published.events == []
+    assert "Not Synchronized" in reply.json()["error"]
+    assert re.search(r"ts is 9\d\d s from our clock", reply.json()["error"])
+    assert await store.get("tok-old") is None and (await published.got()) == []
 
 
 async def test_altered_amount_under_a_known_token_is_a_conflict(
@@ -130,8 +139,8 @@ async def test_altered_amount_under_a_known_token_is_a_conflict(
     await handle_return(fields(bkm_key, "tok-a"), "confirmation", deps)
     altered = fields(bkm_key, "tok-a", amount=Decimal("1.00"))
     reply = await handle_return(altered, "confirmation", deps)
-    assert reply.status == 409 and reply.body["status"] == CONFIRMED
-    assert len(published.events) == 1
+    assert reply.status == 409 and reply.json()["status"] == CONFIRMED
+    assert len(await published.got()) == 1
 
 
 async def test_late_failure_never_overwrites_a_confirmed_payment(
@@ -142,7 +151,7 @@ async def test_late_failure_never_overwrites_a_confirmed_payment(
     assert late.status == 409
     row = await store.get("tok-l")
     assert row is not None and row.state == CONFIRMED
-    assert len(published.events) == 1
+    assert len(await published.got()) == 1
 
 
 async def test_cancel_first_wins_and_publishes_a_failure(
@@ -151,10 +160,10 @@ async def test_cancel_first_wins_and_publishes_a_failure(
     cancel = fields(bkm_key, "tok-x", outcome="cancel", reason="3D failed")
     first = await handle_return(cancel, "cancel_redirect", deps)
     success = await handle_return(fields(bkm_key, "tok-x"), "confirmation", deps)
-    assert first.status == 200 and first.body["status"] == "failed"
+    assert first.status == 200 and first.json()["status"] == "failed"
     assert success.status == 409
-    assert len(published.events) == 1
-    event = published.events[0]
+    assert len(await published.got()) == 1
+    event = (await published.got())[0]
     assert isinstance(event, PaymentFailed) and event.reason == "3D failed"
 
 
@@ -164,10 +173,10 @@ async def test_bad_redirect_signature_is_advisory_after_a_verified_confirmation(
     confirmed = await handle_return(fields(bkm_key, "tok-r"), "confirmation", deps)
     bad = await handle_return(fields(bkm_key, "tok-r", tamper=True), "success_redirect", deps)
     unknown = await handle_return(fields(bkm_key, "tok-u", tamper=True), "success_redirect", deps)
-    assert bad.status == 200 and "advisory" in bad.body
-    assert bad.body["event_id"] == confirmed.body["event_id"]
+    assert bad.status == 200 and "advisory" in bad.json()
+    assert bad.json()["event_id"] == confirmed.json()["event_id"]
     assert unknown.status == 400
-    assert len(published.events) == 1
+    assert len(await published.got()) == 1
 
 
 async def test_card_data_in_pos_message_is_never_stored_or_published(
@@ -180,7 +189,7 @@ async def test_card_data_in_pos_message_is_never_stored_or_published(
     row = await store.get("tok-pan")
     assert row is not None
     stored = json.dumps([row.event, row.answer, row.fingerprint])
-    sent = published.events[0].model_dump_json()
+    sent = (await published.got())[0].model_dump_json()
     for text in (stored, sent):
         assert TEST_PAN not in text and f'"{TEST_CVC}"' not in text
         assert "12/29" not in text and "AYSE" not in text
@@ -216,10 +225,10 @@ async def test_publish_failure_still_answers_and_the_relay_publishes_the_same_ev
     assert reply.status == 200  # stored first: the answer does not wait for Kafka
     row = await store.get("tok-down")
     assert row is not None and not row.published
-    await asyncio.sleep(0.1)  # the publisher's lease expires (as if it had crashed)
+    assert await OutboxRelay(store, Down(), lease_s=0.05).drain() == 0  # broker still down
+    await asyncio.sleep(0.1)  # that relay's lease expires (as if it had crashed)
     relay = Recorder()
-    for r in await store.take_unpublished("relay", 30):
-        await publish_recorded(store, relay, r, "relay", path="relay")
+    assert await OutboxRelay(store, relay).drain() == 1
     assert [e.event_id for e in relay.events] == [outcome_event_id("tok-down")]
     row = await store.get("tok-down")
     assert row is not None and row.published

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import abc
 import enum
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,7 @@ class PaymentRow:
     order_id: str | None
     state: str
     fingerprint: str | None
-    answer: dict[str, Any] | None
+    answer: str | None  # the first HTTP answer's exact body (UTF-8 JSON text)
     event: str | None
     published: bool
     owner: str | None
@@ -66,7 +65,7 @@ class Outcome:
     token: str
     state: str  # confirmed | failed
     fingerprint: str
-    answer: dict[str, Any]
+    answer: str  # the exact body answered, stored as is: replays send the same bytes
     event: str
     source: str
     # When to ask QueryPaymentResult whether it agrees (a failure seen only through the
@@ -92,7 +91,7 @@ def row_from(values: Any) -> PaymentRow:
         order_id=values[1],
         state=values[2],
         fingerprint=values[3],
-        answer=json.loads(values[4]) if values[4] else None,
+        answer=values[4],
         event=values[5],
         published=bool(values[6]),
         owner=values[7],
@@ -115,10 +114,6 @@ def decide(row: PaymentRow, outcome: Outcome, owner: str) -> Decision:
     return Decision.CONFLICT
 
 
-def dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
 class PaymentStore(Store):
     @abc.abstractmethod
     async def record_initialized(self, token: str, order_id: str, due_at: float) -> None:
@@ -129,8 +124,12 @@ class PaymentStore(Store):
         """Record the final outcome once per token; the database decides the winner."""
 
     @abc.abstractmethod
+    async def mark_published_many(self, tokens: list[str], owner: str) -> int:
+        """These outbox rows were published (one statement); how many were still ours."""
+
     async def mark_published(self, token: str, owner: str) -> bool:
         """The outbox row was published; False if the lease was taken over meanwhile."""
+        return await self.mark_published_many([token], owner) == 1
 
     @abc.abstractmethod
     async def take_unpublished(

@@ -15,7 +15,6 @@ from services.common.stores.payments import (
     PaymentStore,
     Recorded,
     decide,
-    dumps,
     row_from,
 )
 
@@ -103,7 +102,7 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
             outcome.token,
             outcome.state,
             outcome.fingerprint,
-            dumps(outcome.answer),
+            outcome.answer,
             outcome.event,
             owner,
             now + lease_s,
@@ -122,15 +121,17 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
             return await self.record_outcome(outcome, owner, lease_s)
         return Recorded(decide(row, outcome, owner), row)
 
-    async def mark_published(self, token: str, owner: str) -> bool:
+    async def mark_published_many(self, tokens: list[str], owner: str) -> int:
+        if not tokens:
+            return 0
         status = await self._pool().execute(
             f"UPDATE {TABLE} SET published=TRUE, lease_expires=NULL, updated_at=$1 "
-            "WHERE token=$2 AND owner=$3 AND NOT published",
+            "WHERE token = ANY($2::text[]) AND owner=$3 AND NOT published",
             time.time(),
-            token,
+            tokens,
             owner,
         )
-        return bool(status == "UPDATE 1")
+        return int(status.split()[-1])
 
     async def take_unpublished(
         self, owner: str, lease_s: float, limit: int = 100

@@ -15,7 +15,6 @@ from services.common.stores.payments import (
     PaymentStore,
     Recorded,
     decide,
-    dumps,
     row_from,
 )
 
@@ -86,7 +85,7 @@ class SqlitePaymentStore(SqliteBacked, PaymentStore):
                     outcome.token,
                     outcome.state,
                     outcome.fingerprint,
-                    dumps(outcome.answer),
+                    outcome.answer,
                     outcome.event,
                     owner,
                     now + lease_s,
@@ -100,14 +99,14 @@ class SqlitePaymentStore(SqliteBacked, PaymentStore):
         assert row is not None
         return Recorded(decide(row, outcome, owner), row)
 
-    async def mark_published(self, token: str, owner: str) -> bool:
-        return (
-            await self._write(
-                f"UPDATE {TABLE} SET published=1, lease_expires=NULL, updated_at=? "
-                "WHERE token=? AND owner=? AND published=0",
-                (time.time(), token, owner),
-            )
-            == 1
+    async def mark_published_many(self, tokens: list[str], owner: str) -> int:
+        if not tokens:
+            return 0
+        marks = ",".join("?" * len(tokens))
+        return await self._write(
+            f"UPDATE {TABLE} SET published=1, lease_expires=NULL, updated_at=? "
+            f"WHERE token IN ({marks}) AND owner=? AND published=0",
+            (time.time(), *tokens, owner),
         )
 
     async def take_unpublished(

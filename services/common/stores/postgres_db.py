@@ -11,6 +11,14 @@ import zlib
 import asyncpg
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """On release to the pool. asyncpg's default resets session state (advisory locks,
+    listeners, SET values) with one more round trip per query; the stores keep no session
+    state (their locks are transaction-scoped), so only an open transaction is ended."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 class PostgresDb:
     def __init__(self, url: str, schema: str, *, pool_size: int = 10) -> None:
         self.url = url.replace("postgres://", "postgresql://", 1)
@@ -26,7 +34,7 @@ class PostgresDb:
         if self._pool is not None:
             return
         pool = await asyncpg.create_pool(
-            self.url, min_size=1, max_size=self.pool_size, command_timeout=30
+            self.url, min_size=1, max_size=self.pool_size, command_timeout=30, reset=_reset
         )
         lock_id = zlib.crc32(self.schema.encode())
         async with pool.acquire() as conn, conn.transaction():

@@ -1,0 +1,91 @@
+"""The outbox relay: publishes recorded BKM outcomes off the request path, in batches.
+
+A confirmation's answer waits only for its outcome and event to be durable in the store
+(one row: the outbox). The handler then wakes this relay, which leases up to ``batch``
+unpublished rows (every replica's relay competes for them: ``take_unpublished`` leases
+them in one statement, FOR UPDATE SKIP LOCKED on PostgreSQL), publishes their stored
+events concurrently (the producer batches them per partition), and marks the published
+ones in one statement. A row whose publish failed keeps its lease until it expires and is
+taken again; a crash between publish and mark publishes the same event (same event_id)
+again, which downstream dedupes on. Without a wake it still runs every ``interval_s``:
+rows left by a crashed replica are published by the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from schemas.events import BKM_CONFIRMATIONS, Event
+from services.common.observability.logging import get_logger
+from services.common.stores.idempotency import new_owner
+from services.common.stores.payments import PaymentRow, PaymentStore
+from services.payment_notifier import metrics
+
+log = get_logger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        store: PaymentStore,
+        publish: Callable[[Event], Awaitable[None]],
+        *,
+        lease_s: float = 30.0,
+        interval_s: float = 5.0,
+        batch: int = 500,
+    ) -> None:
+        self.store = store
+        self.publish = publish
+        self.lease_s = lease_s
+        self.interval_s = interval_s
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: drain when woken, or every ``interval_s``."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay pass failed", error=str(exc))
+                await asyncio.sleep(min(1.0, self.interval_s))
+
+    async def drain(self) -> int:
+        """Publish what is due now; the number of outcomes published and marked."""
+        total = 0
+        while True:
+            owner = new_owner()  # this batch's lease
+            rows = await self.store.take_unpublished(owner, self.lease_s, self.batch)
+            if not rows:
+                return total
+            sent = await asyncio.gather(*(self._publish(row) for row in rows))
+            done = [row.token for row, ok in zip(rows, sent, strict=True) if ok]
+            marked = await self.store.mark_published_many(done, owner)
+            if marked < len(done):
+                log.warning(
+                    "outcome leases were taken over before marking", lost=len(done) - marked
+                )
+            metrics.PUBLISHED.labels("relay").inc(marked)
+            total += marked
+            if len(rows) < self.batch or len(done) < len(rows):
+                return total
+
+    async def _publish(self, row: PaymentRow) -> bool:
+        if row.event is None:
+            return False
+        try:
+            await self.publish(BKM_CONFIRMATIONS.parse(row.event.encode()))
+        except Exception as exc:
+            log.warning("outcome publish failed; retried later", bkm_t=row.token, error=str(exc))
+            return False
+        return True
