@@ -49,7 +49,9 @@ def run_command(
         _exit(service, str(exc.code), SETTINGS_EXIT)
     configure_logging(settings.log, service=service)
     get_logger(__name__).info("starting", service=service)
-    failure = asyncio.run(_serve(service, settings, e.builder()))
+    # uvloop: the event loop in C (sockets, timers); asyncio's own where it is missing.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        failure = runner.run(_serve(service, settings, e.builder()))
     if failure is not None:
         _exit(service, *failure)
 
@@ -68,6 +70,15 @@ async def _serve(
         get_logger(__name__).exception("service failed", service=name)
         return f"{type(exc).__name__}: {exc}", 1
     return None
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency; a platform without it
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _exit(service: str, message: str, code: int) -> NoReturn:

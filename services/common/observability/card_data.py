@@ -39,6 +39,10 @@ _HOLDER = re.compile(
 )
 
 
+_DIGIT = re.compile(r"[0-9]")
+_LABEL_HINT = re.compile(r"(?i)holder|name|sahib")  # every holder label has one of these
+
+
 def luhn_valid(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -77,15 +81,20 @@ def mask_pans(text: str) -> str:
 
 def scrub_labelled(text: str) -> str:
     """Card numbers, and CVC / expiry / holder values after their labels."""
-    text = mask_pans(text)
-    text = _CVC.sub(rf"\1\2{MASK}", text)
-    text = _EXPIRY_LABELLED.sub(rf"\1\2{MASK}", text)
+    if _DIGIT.search(text):  # card numbers, CVC and expiry values all have digits
+        text = mask_pans(text)
+        text = _CVC.sub(rf"\1\2{MASK}", text)
+        text = _EXPIRY_LABELLED.sub(rf"\1\2{MASK}", text)
+    if _LABEL_HINT.search(text) is None:
+        return text
     return _HOLDER.sub(rf"\1\2{MASK}", text)
 
 
 def scrub(text: str, known: Iterable[str] = ()) -> str:
     """``text`` with every card datum masked (see the module doc)."""
+    if not text:
+        return text
     for value in sorted({k.strip() for k in known if len(k.strip()) >= 3}, key=len, reverse=True):
         text = re.sub(re.escape(value), MASK, text, flags=re.IGNORECASE)
     text = scrub_labelled(text)
-    return _EXPIRY_BARE.sub(MASK, text)
+    return _EXPIRY_BARE.sub(MASK, text) if "/" in text else text
