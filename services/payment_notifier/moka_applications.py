@@ -26,6 +26,7 @@ from typing import Literal
 from schemas.events import Event, MokaDealerApplicationRequested, MokaDealerApplicationResult
 from schemas.moka import AUTH_ERRORS, SUCCESS, UNEXPECTED_ERROR, ApiResponse, check_pos_request
 from services.common.errors import RetryLater
+from services.common.kafka.broker import current_correlation_id
 from services.common.moka.client import MokaAnswerInvalid, MokaClient, MokaUnavailable
 from services.common.observability.logging import get_logger
 from services.common.stores.idempotency import IdempotencyStore, run_once
@@ -100,8 +101,11 @@ async def _apply(
 async def handle_application(event: MokaDealerApplicationRequested, deps: MokaDeps) -> None:
     payload = json.dumps(event.application, sort_keys=True, default=str).encode()
 
+    # The answer carries its request's correlation id (the event's, else its message's).
+    correlation_id = event.correlation_id or current_correlation_id()
+
     async def effect() -> dict[str, str]:
-        result = await _apply(event, deps)
+        result = (await _apply(event, deps)).model_copy(update={"correlation_id": correlation_id})
         await deps.publish(result)
         metrics.MOKA_RESULTS.labels(result.outcome).inc()
         log.info(

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from pydantic import SecretStr
 
 from schemas.events import Event, MokaDealerApplicationRequested, MokaDealerApplicationResult
@@ -189,3 +190,25 @@ async def test_wrong_credentials_are_an_error_and_5xx_is_retried(idem: Idempoten
         await handle_application(requested("app-500"), deps2)
     await handle_application(requested("app-500"), deps2)  # the retry goes through
     assert published.events[-1].outcome == "created"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("outcome_over", [{}, {"TRIdentityNumber": "11111111111"}])
+async def test_the_result_carries_the_requests_correlation_id(
+    idem: IdempotencyStore, outcome_over: dict[str, Any]
+) -> None:
+    """Created or refused before calling Moka: the answer is traceable to its request."""
+    published = Recorder()
+    deps, _ = sandbox_deps(idem, published)
+    event = requested("app-cid", **outcome_over).model_copy(update={"correlation_id": "corr-42"})
+    await handle_application(event, deps)
+    assert [e.correlation_id for e in published.events] == ["corr-42"]
+
+
+async def test_without_one_in_the_event_the_messages_correlation_id_is_used(
+    idem: IdempotencyStore,
+) -> None:
+    published = Recorder()
+    deps, _ = sandbox_deps(idem, published)
+    with structlog.contextvars.bound_contextvars(correlation_id="from-header-7"):
+        await handle_application(requested("app-hdr"), deps)
+    assert published.events[0].correlation_id == "from-header-7"

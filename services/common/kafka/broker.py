@@ -121,7 +121,7 @@ async def publish_event(
 ) -> None:
     """Publish one event on its catalogue topic, keyed, with its type and correlation id."""
     hdrs = {H.EVENT_TYPE: event.event_type}
-    cid = correlation_id or event.correlation_id or _current_correlation_id()
+    cid = correlation_id or event.correlation_id or current_correlation_id()
     if cid:
         hdrs[H.CORRELATION_ID] = cid
     await broker.publish(
@@ -130,7 +130,8 @@ async def publish_event(
     observe_published(spec.name, event)
 
 
-def _current_correlation_id() -> str | None:
+def current_correlation_id() -> str | None:
+    """The correlation id of the message being handled (bound by the delivery middleware)."""
     import structlog
 
     value = structlog.contextvars.get_contextvars().get("correlation_id")
