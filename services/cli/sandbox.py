@@ -98,16 +98,25 @@ def moka_command(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     dealer_code: Annotated[str, typer.Option(help="The dealer code Moka knows.")] = "1356",
     username: Annotated[str, typer.Option(help="The dealer's API user.")] = "kopru-demo",
+    password: Annotated[
+        str | None,
+        typer.Option(help="The dealer's API password (visible to ps: prefer --password-file)."),
+    ] = None,
     password_file: Annotated[
         Path | None, typer.Option(help="File with the dealer's API password (demo default).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
-    """Run the Moka dealer API sandbox: CreateMokaPosRequest with every listed error."""
+    """Run the Moka dealer API sandbox: CreateMokaPosRequest with every listed error;
+    admin API under /_sandbox/ (fault, requests)."""
+    from services.sandbox.moka import server
     from services.sandbox.moka.app import MokaSandboxConfig
-    from services.sandbox.moka.server import serve
 
+    if password is not None and password_file is not None:
+        raise typer.BadParameter("give --password or --password-file, not both")
     config = MokaSandboxConfig(dealer_code=dealer_code, username=username)
-    if password_file is not None:
+    if password is not None:
+        config.password = password
+    elif password_file is not None:
         config.password = password_file.read_text().strip()
-    serve(config, host=host, port=port, log_level=log_level)
+    server.serve(config, host=host, port=port, log_level=log_level)

@@ -223,7 +223,7 @@ async def run(ctx: DemoContext) -> None:
     )
     async with httpx.AsyncClient(timeout=30) as client:
         resp = await client.post(
-            bkm_url + "/admin/pay",
+            bkm_url + "/_sandbox/pay",
             json={"token": token, "amount": "249.90", "merch_info": True, "replay": 1},
         )
     paid = resp.json()

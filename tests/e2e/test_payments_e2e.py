@@ -193,7 +193,7 @@ def plan_payment(i: int, run: str) -> dict[str, Any]:
 
 
 async def admin_pay(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = await client.post(url + "/admin/pay", json=body)
+    resp = await client.post(url + "/_sandbox/pay", json=body)
     assert resp.status_code == 200, resp.text
     result: dict[str, Any] = resp.json()
     return result

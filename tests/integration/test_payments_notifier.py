@@ -168,7 +168,7 @@ async def world(
 
 async def pay(world: World, **body: Any) -> dict[str, Any]:
     async with httpx.AsyncClient(timeout=60) as client:
-        resp = await client.post(world.bkm_url + "/admin/pay", json=body)
+        resp = await client.post(world.bkm_url + "/_sandbox/pay", json=body)
     assert resp.status_code == 200, resp.text
     result: dict[str, Any] = resp.json()
     return result

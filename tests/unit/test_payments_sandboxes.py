@@ -119,10 +119,10 @@ async def test_bkm_sandbox_refuses_a_wrong_mac_and_an_unsynchronised_ts(bkm_dir:
 async def test_bkm_sandbox_pay_needs_a_confirmation_url(bkm_dir: Path) -> None:
     app = bkm_app(BkmSandboxConfig(state_dir=bkm_dir))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
-        no_url = await client.post("http://bkm/admin/pay", json={"token": "t9"})
-        dropped = await client.post("http://bkm/admin/pay", json={"token": "t9", "drop": True})
-        shown = await client.get("http://bkm/admin/payments/t9")
-        bad = await client.post("http://bkm/admin/pay", json={"outcome": "maybe"})
+        no_url = await client.post("http://bkm/_sandbox/pay", json={"token": "t9"})
+        dropped = await client.post("http://bkm/_sandbox/pay", json={"token": "t9", "drop": True})
+        shown = await client.get("http://bkm/_sandbox/payments/t9")
+        bad = await client.post("http://bkm/_sandbox/pay", json={"outcome": "maybe"})
     assert no_url.status_code == 422
     assert dropped.json()["dropped"] is True
     assert shown.json()["paid"] is True
@@ -135,3 +135,40 @@ def test_cli_has_bkm_and_moka_commands() -> None:
         result = runner.invoke(sandbox_app, [name, "--help"])
         assert result.exit_code == 0, result.output
         assert "--port" in result.output
+
+
+async def test_moka_sandbox_admin_lives_under_sandbox_like_the_others() -> None:
+    app = moka_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+        fault = await client.post("http://moka/_sandbox/fault", json={"next": "EX"})
+        failed = await client.post(
+            "http://moka/Dealer/CreateMokaPosRequest",
+            json={"DealerAuthentication": auth(), "MokaPosRequest": application()},
+        )
+        seen = await client.get("http://moka/_sandbox/requests")
+        old = await client.get("http://moka/admin/requests")
+    assert fault.status_code == 200 and failed.json()["ResultCode"] == "EX"
+    assert seen.status_code == 200 and isinstance(seen.json(), list)
+    assert old.status_code == 404
+
+
+@pytest.mark.parametrize("how", ["option", "file"])
+def test_moka_sandbox_password_from_an_option_or_a_file(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app as cli
+    from services.sandbox.moka import server
+
+    started: list[MokaSandboxConfig] = []
+    monkeypatch.setattr(server, "serve", lambda config, **_: started.append(config))
+    (tmp_path / "pw").write_text("s3cret-dealer\n")
+    args = (
+        ["--password", "s3cret-dealer"]
+        if how == "option"
+        else ["--password-file", str(tmp_path / "pw")]
+    )
+    result = CliRunner().invoke(cli, ["sandbox", "moka", *args])
+    assert result.exit_code == 0, result.output
+    assert [c.password for c in started] == ["s3cret-dealer"]

@@ -6,13 +6,13 @@ BKM side (bkm-express-xml-integration.md):
   against the clock, and answers are signed with BKM's key.
 
 Admin (for the demo and the tests):
-- POST /admin/pay     {token?, outcome, amount, replay, concurrent, tamper, stale_s,
+- POST /_sandbox/pay     {token?, outcome, amount, replay, concurrent, tamper, stale_s,
                         delay_s, drop, leak_card_data, merch_info, confirmation_urls?,
                         redirect}: settle a payment in BKM's books, then post the signed
                         confirmation (and replays, concurrent copies, faults) to the
                         merchant; answers every HTTP status and body the merchant gave.
-- POST /admin/merchinfo {token}: call the merchant's requestMerchInfo (Şekil 8).
-- GET  /admin/payments/{token}: what BKM knows about a payment.
+- POST /_sandbox/merchinfo {token}: call the merchant's requestMerchInfo (Şekil 8).
+- GET  /_sandbox/payments/{token}: what BKM knows about a payment.
 - GET  /healthz
 """
 
@@ -294,9 +294,9 @@ def create_app(config: BkmSandboxConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route(SERVICE_PATH, service, methods=["POST"]),
-            Route("/admin/pay", pay, methods=["POST"]),
-            Route("/admin/merchinfo", merch_info, methods=["POST"]),
-            Route("/admin/payments/{token}", show),
+            Route("/_sandbox/pay", pay, methods=["POST"]),
+            Route("/_sandbox/merchinfo", merch_info, methods=["POST"]),
+            Route("/_sandbox/payments/{token}", show),
             Route("/healthz", healthz),
         ]
     )

@@ -5,8 +5,8 @@
   apply → DealerNotAllowed), then the MokaPosRequest field rules (schemas/moka.py) with
   Moka's codes; NaceCode not in the sandbox's list → NaceCodeNotFound; success → a new
   MokaPosRequestId.
-- POST /admin/fault {"next": "EX" | "Interrupted" | "500"}: the next call fails so.
-- GET /admin/requests: what was received (credentials left out).
+- POST /_sandbox/fault {"next": "EX" | "Interrupted" | "500"}: the next call fails so.
+- GET /_sandbox/requests: what was received (credentials left out).
 """
 
 from __future__ import annotations
@@ -126,8 +126,8 @@ def create_app(config: MokaSandboxConfig | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/Dealer/CreateMokaPosRequest", create, methods=["POST"]),
-            Route("/admin/fault", set_fault, methods=["POST"]),
-            Route("/admin/requests", received),
+            Route("/_sandbox/fault", set_fault, methods=["POST"]),
+            Route("/_sandbox/requests", received),
             Route("/healthz", healthz),
         ]
     )
