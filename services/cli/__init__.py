@@ -12,6 +12,7 @@ from services.cli.contracts import contracts_app
 from services.cli.demo import demo_command
 from services.cli.dlq import dlq_app
 from services.cli.mkk import mkk_app
+from services.cli.payment import payment_app
 from services.cli.report import report_app
 from services.cli.run import run_command
 from services.cli.sandbox import sandbox_app
@@ -35,6 +36,7 @@ app.add_typer(mkk_app, name="mkk")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(report_app, name="report")
 app.add_typer(auth_app, name="auth")
+app.add_typer(payment_app, name="payment")
 
 
 def main() -> None:
