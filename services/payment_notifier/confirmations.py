@@ -34,11 +34,11 @@ from services.common.stores.payments import (
     CONFIRMED,
     FAILED,
     FINAL_STATES,
+    ORDER_ID_MARK,
     Decision,
     Outcome,
     PaymentRow,
     PaymentStore,
-    decide,
 )
 from services.payment_notifier import metrics
 from services.payment_notifier.pos_message import sanitize
@@ -130,6 +130,7 @@ def build_event(
     source: Source,
     row: PaymentRow | None,
     *,
+    order_id: str | None = None,
     xid: str | None = None,
     pos: dict[str, Any] | None = None,
     reason: str | None = None,
@@ -138,7 +139,7 @@ def build_event(
     common: dict[str, Any] = {
         "event_id": outcome_event_id(token),
         "token": token,
-        "order_id": row.order_id if row else None,
+        "order_id": row.order_id if row else order_id,
         "xid": xid[:128] if xid else None,
         "source": source,
         "reconciled": reconciled,
@@ -177,7 +178,8 @@ async def record_and_publish(
         log.info(
             "payment outcome recorded", bkm_t=outcome.token, state=outcome.state, source=source
         )
-        return Reply(200, outcome.answer.encode())
+        # The stored text (the store wrote the order id in): replays send the same bytes.
+        return Reply(200, (rec.row.answer or outcome.answer).encode())
     return _existing(rec.row, rec.decision, outcome, source)
 
 
@@ -259,18 +261,18 @@ async def handle_return(fields: Mapping[str, str], source: Source, deps: Confirm
             f"(tolerance {deps.ts_tolerance_s:.0f} s)",
         )
     state, content, pos = _content(msg)
-    fp = fingerprint(content)
-    row = await deps.store.get(token)
-    if row is not None and row.state in FINAL_STATES:
-        probe = Outcome(token, state, fp, "", "", source)
-        return _existing(row, decide(row, probe, owner=""), probe, source)
     reason = content.get("r")
-    event = build_event(token, state, source, row, xid=content["xid"], pos=pos, reason=reason)
+    # One round trip: the store fills in the order id it knows (ORDER_ID_MARK) and
+    # decides; a replay or a conflict is answered from the row it returns.
+    event = build_event(
+        token, state, source, None, order_id=ORDER_ID_MARK, xid=content["xid"], pos=pos,
+        reason=reason,
+    )  # fmt: skip
     recheck = deps.recheck_failures_after_s
     outcome = Outcome(
         token,
         state,
-        fp,
+        fingerprint(content),
         answer_for(event, state),
         event.model_dump_json(),
         source,

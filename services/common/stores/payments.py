@@ -34,6 +34,14 @@ from services.common.stores.base import Store
 TABLE = "kopru_bkm_payments"
 
 INITIALIZED, CONFIRMED, FAILED = "initialized", "confirmed", "failed"
+
+# An outcome's answer and event may carry this (a JSON string, quotes included) in place of
+# the payment's order id: ``record_outcome`` writes the order id the store knows from
+# ``record_initialized`` there (or null), in the same statement. A confirmation is then
+# recorded in one round trip, without reading the row first. Order ids are
+# [A-Za-z0-9._:-] (schemas/events/payments.py): their JSON is '"' + id + '"' everywhere.
+ORDER_ID_MARK = "kopru.order-id.from-the-store"
+ORDER_ID_JSON_MARK = '"' + ORDER_ID_MARK + '"'
 FINAL_STATES = frozenset({CONFIRMED, FAILED})
 
 

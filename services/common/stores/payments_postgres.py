@@ -9,6 +9,8 @@ import asyncpg
 from services.common.stores.base import PostgresBacked
 from services.common.stores.payments import (
     COLUMNS,
+    INITIALIZED,
+    ORDER_ID_JSON_MARK,
     TABLE,
     Outcome,
     PaymentRow,
@@ -45,10 +47,13 @@ RECORD = f"""
 WITH up AS (
     INSERT INTO {TABLE} AS p (token, state, fingerprint, answer, event, published, owner,
                               lease_expires, source, created_at, updated_at, due_at)
-    VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7, $8, $9, $9, $10)
+    VALUES ($1, $2, $3, replace($4, $11, 'null'), replace($5, $11, 'null'), FALSE, $6, $7,
+            $8, $9, $9, $10)
     ON CONFLICT (token) DO UPDATE
        SET state = excluded.state, fingerprint = excluded.fingerprint,
-           answer = excluded.answer, event = excluded.event, published = FALSE,
+           answer = replace($4, $11, COALESCE('"' || p.order_id || '"', 'null')),
+           event = replace($5, $11, COALESCE('"' || p.order_id || '"', 'null')),
+           published = FALSE,
            owner = excluded.owner, lease_expires = excluded.lease_expires,
            source = excluded.source, updated_at = excluded.updated_at,
            due_at = excluded.due_at
@@ -109,13 +114,15 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
             outcome.source,
             now,
             outcome.recheck_at,
+            ORDER_ID_JSON_MARK,
         )
         values = await self._pool().fetchrow(RECORD, *args)
         row = None if values is None else row_from(values)
-        if row is None or row.owner != owner:
-            # Not ours: the SELECT half ran on this statement's snapshot, which may hold
-            # the row as it was before a concurrent winner committed (still 'initialized',
-            # or absent). ON CONFLICT waited for that commit, so a new statement sees it.
+        if row is None or (row.owner != owner and row.state == INITIALIZED):
+            # Not ours and not final: the SELECT half ran on this statement's snapshot,
+            # which may hold the row as it was before a concurrent winner committed (still
+            # 'initialized', or absent). ON CONFLICT waited for that commit, so a new
+            # statement sees it. A final row read here is committed: it stands.
             row = await self.get(outcome.token)
         if row is None:  # pragma: no cover - purged in between; start again
             return await self.record_outcome(outcome, owner, lease_s)

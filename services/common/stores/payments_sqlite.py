@@ -9,6 +9,7 @@ import aiosqlite
 from services.common.stores.base import SqliteBacked
 from services.common.stores.payments import (
     COLUMNS,
+    ORDER_ID_JSON_MARK,
     TABLE,
     Outcome,
     PaymentRow,
@@ -42,10 +43,13 @@ CREATE INDEX IF NOT EXISTS {TABLE}_outbox ON {TABLE} (published, lease_expires);
 RECORD = f"""
 INSERT INTO {TABLE} (token, state, fingerprint, answer, event, published, owner,
                      lease_expires, source, created_at, updated_at, due_at)
-VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
+VALUES (?1, ?2, ?3, replace(?4, ?12, 'null'), replace(?5, ?12, 'null'), 0, ?6, ?7, ?8, ?9,
+        ?10, ?11)
 ON CONFLICT (token) DO UPDATE
-   SET state = excluded.state, fingerprint = excluded.fingerprint, answer = excluded.answer,
-       event = excluded.event, published = 0, owner = excluded.owner,
+   SET state = excluded.state, fingerprint = excluded.fingerprint,
+       answer = replace(?4, ?12, COALESCE('"' || {TABLE}.order_id || '"', 'null')),
+       event = replace(?5, ?12, COALESCE('"' || {TABLE}.order_id || '"', 'null')),
+       published = 0, owner = excluded.owner,
        lease_expires = excluded.lease_expires, source = excluded.source,
        updated_at = excluded.updated_at, due_at = excluded.due_at
  WHERE {TABLE}.state = 'initialized'
@@ -93,6 +97,7 @@ class SqlitePaymentStore(SqliteBacked, PaymentStore):
                     now,
                     now,
                     outcome.recheck_at,
+                    ORDER_ID_JSON_MARK,
                 ),
             )
             row = await _select(tx, outcome.token)
