@@ -25,6 +25,14 @@ class ServiceEntry:
         cls: type[BaseServiceSettings] = importlib.import_module(self.module).Settings
         return cls
 
+    def checker(self) -> Callable[[BaseServiceSettings], None]:
+        """The service's ``check(settings)`` (rules across sections that must hold to run,
+        but not to describe the service from default settings: contracts), or a no-op."""
+        check: Callable[[BaseServiceSettings], None] = getattr(
+            importlib.import_module(self.module), "check", lambda settings: None
+        )
+        return check
+
     def builder(self) -> Callable[[BaseServiceSettings], Service]:
         build: Callable[[BaseServiceSettings], Service] = importlib.import_module(self.module).build
         return build

@@ -45,6 +45,7 @@ def run_command(
         raise typer.BadParameter(str(exc.args[0])) from None
     try:
         settings = load_settings(e.settings_cls(), service_name=service)
+        e.checker()(settings)  # before any connection: a settings problem is told at once
     except SettingsError as exc:
         _exit(service, str(exc.code), SETTINGS_EXIT)
     configure_logging(settings.log, service=service)

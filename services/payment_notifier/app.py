@@ -114,9 +114,10 @@ class Settings(BaseServiceSettings):
         return self
 
 
-def check_providers(settings: Settings) -> None:
-    """At start: at least one provider. (Not a model rule: the contracts are generated
-    from ``Settings()`` with every route and subscriber described.)"""
+def check(settings: BaseServiceSettings) -> None:
+    """Before running (services/registry.py): at least one provider. Not a model rule: the
+    contracts are generated from ``Settings()``, with every route and subscriber described."""
+    assert isinstance(settings, Settings)
     if settings.bkm is None and settings.moka is None:
         raise SettingsError(
             "invalid settings:\n  no payment provider is enabled: set the KOPRU_BKM__* "
@@ -171,7 +172,7 @@ def build(settings: Settings) -> Service:
     idempotency = open_store(settings.store)
 
     async def start() -> None:
-        check_providers(settings)
+        check(settings)
         await payments.open()
         await idempotency.open()
         if settings.bkm is not None:

@@ -43,6 +43,8 @@ def refused(result: subprocess.CompletedProcess[str], *names: str) -> None:
     for name in names:
         assert name in result.stderr, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    # Told before anything starts (no broker, no store was asked).
+    assert '"starting"' not in result.stdout and "service started" not in result.stdout
 
 
 def test_bkm_alone_without_its_keys_names_them() -> None:
