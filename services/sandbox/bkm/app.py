@@ -219,8 +219,12 @@ def create_app(config: BkmSandboxConfig) -> Starlette:
         return {"status": resp.status_code, "verified": verified, "posUrl": f.get("posUrl")}
 
     # One pooled client: concurrent posts of a token go out on separate connections
-    # (HTTP/1.1 keeps one request per connection at a time).
-    poster = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200))
+    # (HTTP/1.1 keeps one request per connection at a time). Idle connections are
+    # dropped after 2 s, before the merchant's server drops them (uvicorn: 5 s): a post
+    # never goes out on a connection the server is closing at that moment.
+    poster = httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=200, keepalive_expiry=2.0)
+    )
 
     async def post_once(url: str, fields: dict[str, str]) -> dict[str, Any]:
         try:
