@@ -198,7 +198,10 @@ def build(settings: Settings) -> Service:
     async def stop() -> None:
         for task in rt.tasks:
             task.cancel()
-        await asyncio.gather(*rt.tasks, return_exceptions=True)
+        if rt.tasks:  # bounded: a loop that ignored its cancellation never blocks the stop
+            _, late = await asyncio.wait(rt.tasks, timeout=10)
+            for task in late:
+                log.error("background loop did not stop", loop=task.get_name())
         rt.tasks.clear()
         for close in rt.closers:
             with contextlib.suppress(Exception):

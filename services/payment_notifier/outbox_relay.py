@@ -49,8 +49,11 @@ class OutboxRelay:
     async def run(self) -> None:
         """Until cancelled: drain when woken, or every ``interval_s``."""
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that meets a wake-up, and the relay would outlive its service's stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.drain()
