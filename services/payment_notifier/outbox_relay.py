@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
 from schemas.events import BKM_CONFIRMATIONS, Event
@@ -22,6 +23,7 @@ from services.common.observability.logging import get_logger
 from services.common.stores.idempotency import new_owner
 from services.common.stores.payments import PaymentRow, PaymentStore
 from services.payment_notifier import metrics
+from services.payment_notifier.outbox_metrics import observe_outbox
 
 log = get_logger(__name__)
 
@@ -42,6 +44,7 @@ class OutboxRelay:
         self.interval_s = interval_s
         self.batch = batch
         self._wake = asyncio.Event()
+        self._observed_at = float("-inf")
 
     def wake(self) -> None:
         self._wake.set()
@@ -65,6 +68,10 @@ class OutboxRelay:
 
     async def drain(self) -> int:
         """Publish what is due now; the number of outcomes published and marked."""
+        now = time.monotonic()
+        if now - self._observed_at >= self.interval_s:  # the backlog metrics, not per wake
+            self._observed_at = now
+            await observe_outbox(self.store)
         total = 0
         while True:
             owner = new_owner()  # this batch's lease

@@ -29,6 +29,7 @@ from schemas.events import (
     MokaDealerApplicationRequested,
 )
 from services.common.bkm.settings import BkmKeySettings
+from services.common.kafka.kafka_cluster import wait_for_leaders
 from services.common.kafka.local_broker import free_port
 from services.common.kafka.topic_admin import create_topics, plan
 from services.common.moka.settings import MokaSettings
