@@ -69,11 +69,12 @@ async def _run(where: Endpoints, once: bool, interval: float) -> None:
         console.print(render(first, cur, first))
         return
     prev = first
-    with Live(render(prev, cur, first), console=console, refresh_per_second=4) as live:
+    # One writer: no auto-refresh thread drawing while Ctrl-C ends the main one.
+    with Live(render(prev, cur, first), console=console, auto_refresh=False) as live:
         while True:
             history.append(cur)
             while history and cur.at - history[0].at > WINDOW_S:
                 history.popleft()
-            live.update(render(prev, cur, history[0]))
+            live.update(render(prev, cur, history[0]), refresh=True)
             await asyncio.sleep(interval)
             prev, cur = cur, await take(where, kafka)

@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 from schemas.events import CATALOGUE
 from services.common.kafka.broker import attach_delivery, make_broker, set_idempotence
 from services.common.kafka.capabilities import detect
+from services.common.kafka.clients import stop_quietly
 from services.common.kafka.consumer_lag import lag_loop
 from services.common.kafka.delivery import Delivery, DeliveryPolicy
 from services.common.kafka.own_topics import OwnTopics
@@ -132,7 +133,7 @@ class Service:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self.broker.stop()
+        await stop_quietly(self.broker.stop())
         for hook in reversed(self.on_stop):
             try:
                 await hook()

@@ -33,6 +33,7 @@ from schemas.events import (
     topic,
 )
 from services.common.kafka.broker import encode_event
+from services.common.kafka.clients import stop_quietly
 from services.common.kafka.kafka_cluster import wait_for_leaders
 from services.common.kafka.topic_admin import create_topics, plan
 from services.common.service import Service
@@ -133,7 +134,7 @@ class Watcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._consumer:
-            await self._consumer.stop()
+            await stop_quietly(self._consumer.stop())
 
     def terminal(self) -> dict[str, list[Event]]:
         out: dict[str, list[Event]] = defaultdict(list)

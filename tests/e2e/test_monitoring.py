@@ -242,9 +242,11 @@ def test_prometheus_scrapes_the_services_and_a_poison_message_fires_the_dead_let
 
 
 def _spawn(system: System, *args: str) -> pexpect.spawn:
+    # Ctrl-C through a pty makes the line discipline flush its output queue (no NOFLSH),
+    # which can cut a box-drawing character in half: decode what arrives leniently.
     return pexpect.spawn(
         KOPRU[0], [*KOPRU[1:], *args], cwd=str(ROOT), env=system.env(),
-        dimensions=(60, 200), timeout=60, encoding="utf-8",
+        dimensions=(60, 200), timeout=60, encoding="utf-8", codec_errors="replace",
     )  # fmt: skip
 
 

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -59,3 +61,17 @@ def new_consumer(settings: KafkaSettings, *topics: str, **kw: Any) -> AIOKafkaCo
     kw.setdefault("fetch_max_bytes", settings.fetch_max_bytes)
     kw.setdefault("metadata_max_age_ms", settings.metadata_max_age_ms)
     return AIOKafkaConsumer(*topics, **connection_kwargs(settings), **kw)
+
+
+async def stop_quietly(stopping: Awaitable[object]) -> None:
+    """Await a client's (or the FastStream broker's) `stop()`. aiokafka 0.14 can surface
+    the cancellation of its *own* tasks from `stop()`: after the broker died, the
+    fetcher's pending fetch tasks sit in their retry back-off, and `Fetcher.close()`
+    cancels and awaits them unguarded. Only a cancellation of the caller's task is
+    passed on, so a stop after a broker outage still runs to the end."""
+    try:
+        await stopping
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise

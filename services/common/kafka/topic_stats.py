@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.common.kafka import headers as H
-from services.common.kafka.clients import new_consumer
+from services.common.kafka.clients import new_consumer, stop_quietly
 from services.common.observability.logging import get_logger
 from services.common.observability.metrics import DLQ_DEPTH
 from services.common.settings import KafkaSettings
@@ -59,18 +59,6 @@ async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Top
     ]
 
 
-async def _stop(consumer: AIOKafkaConsumer) -> None:
-    """Stop a short-lived consumer. aiokafka's coordinator may surface the cancellation of
-    its own internal task when stopped right after start; only a cancellation of the
-    caller's task is passed on."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-
-
 async def offsets(
     settings: KafkaSettings, topics: list[str], *, timeout_s: float = 5.0
 ) -> dict[str, TopicOffsets]:
@@ -98,7 +86,7 @@ async def offsets(
             o.end[tp.partition] = consumer.highwater(tp) or start[tp]
         return out
     finally:
-        await _stop(consumer)
+        await stop_quietly(consumer.stop())
 
 
 async def newest(
@@ -136,7 +124,7 @@ async def newest(
                     consumer.pause(tp)
         return out
     finally:
-        await _stop(consumer)
+        await stop_quietly(consumer.stop())
 
 
 async def committed(
@@ -158,7 +146,7 @@ async def committed(
             lag[t] = total if seen or not o.total else None
         return lag
     finally:
-        await _stop(consumer)
+        await stop_quietly(consumer.stop())
 
 
 async def dlq_depths(settings: KafkaSettings, dlqs: list[str]) -> dict[str, int]:
