@@ -13,6 +13,7 @@ from schemas.codes import Action
 from schemas.events import REPORTS_READY, Event, ReportReady, TopicSpec
 from schemas.mkk import ReportContentRequest
 from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
+from services.common.kafka.retry_tiers import Backoff
 from services.common.mkk.client import ContentAnswer
 from services.common.mkk.runtime import ReportServiceSettings, attempt_of, build_runtime
 from services.common.observability.in_flight import IN_FLIGHT
@@ -27,6 +28,9 @@ class FetcherSettings(BaseModel):
     tmp_dir: Path | None = None
     linger_ms: int = Field(default=20, ge=0, le=1000)
     max_attempts: int = Field(default=30, ge=1)
+    # Between content retries (transient MKK answers, cut downloads): capped exponential.
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_cap_s: float = Field(default=60.0, gt=0)
 
 
 class Settings(ReportServiceSettings):
@@ -74,6 +78,7 @@ def build(settings: Settings) -> Service:
         tmp_dir=f.tmp_dir,
         service_hours=settings.mkk.service_hours,
         max_attempts=f.max_attempts,
+        backoff=Backoff(base_s=f.backoff_base_s, cap_s=f.backoff_cap_s),
     )
 
     @broker.subscriber(  # type: ignore[untyped-decorator]

@@ -199,7 +199,12 @@ class ReportSystem:
             "auth": {"check_every_s": 0.5, "retry_s": 0.5},
             "requester": {"backoff_base_s": 0.5, "backoff_cap_s": 2.0},
             "poller": {"backoff_base_s": 0.3, "backoff_cap_s": 1.5},
-            "fetcher": {"batch_size": 100, "tmp_dir": str(self.tmp / "fetch")},
+            "fetcher": {
+                "batch_size": 100,
+                "tmp_dir": str(self.tmp / "fetch"),
+                "backoff_base_s": 0.3,
+                "backoff_cap_s": 1.5,
+            },
         }
         for section, values in self.overrides.items():
             data.setdefault(section, {}).update(values)

@@ -83,7 +83,7 @@ async def test_faults_http500_and_no_message_id_all_complete(report_system: Repo
     reqs = [report_request(i, prefix="flt") for i in range(16)]
     await report_system.publish(reqs)
     assert report_system.watcher is not None
-    done = await report_system.watcher.wait_terminal([r.request_id for r in reqs], 240)
+    done = await report_system.watcher.wait_terminal([r.request_id for r in reqs], 150)
     completed = []
     for r in reqs:
         assert len(done[r.request_id]) == 1
