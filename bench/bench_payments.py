@@ -1,13 +1,16 @@
 """BKM confirmations per second and latency at 64 concurrent clients, PostgreSQL store.
 
-One payment-notifier process (real broker, real PostgreSQL) takes pre-signed
-confirmations, each a new token: verify the signature, check ts, record the outcome and
-its event in PostgreSQL (durable before the answer), answer; the outbox relay publishes
-on Kafka in batches. Exactly once is proven from the topic itself: one event per token.
-The baseline is the same HTTP stack (uvicorn + starlette, a separate process) answering
-a constant to the same posts. Printed: requests/s, p50 and p99 latency of both, and the ratios.
+The payment-notifier (real broker, real PostgreSQL; WORKERS processes sharing its port,
+KOPRU_HTTP__WORKERS) takes pre-signed confirmations, each a new token: verify the
+signature, check ts, record the outcome and its event in PostgreSQL (durable before the
+answer), answer; the outbox relay publishes on Kafka in batches. Exactly once is proven
+from the topic itself: one event per token, whichever worker took the post.
+The baseline is the same HTTP stack (uvicorn + starlette, the same number of worker
+processes on one port with SO_REUSEPORT, services/common/workers.py) answering a
+constant to the same posts. Printed: requests/s, p50 and p99 latency of both, and the ratios.
 
-`python -m bench payments`; PostgreSQL at KOPRU_TEST_POSTGRES (default
+`python -m bench payments`; KOPRU_BENCH_WORKERS (default 2: this machine's cores) sets
+the processes of both servers; PostgreSQL at KOPRU_TEST_POSTGRES (default
 postgresql://postgres@127.0.0.1:5432/test), a database of its own, dropped after.
 """
 
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,7 @@ from services.common.kafka.local_broker import LocalBroker, die_with_parent, fre
 from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
 from services.common.signing.certs import load_private_key
+from services.common.workers import run_workers
 from services.demo.flow_payments import cli, notifier_env, write_secrets
 from services.sandbox.bkm.keys import ensure_demo_keys
 from services.sandbox.bkm.messages import PayOptions, signed_fields
@@ -41,6 +46,7 @@ from services.sandbox.bkm.messages import PayOptions, signed_fields
 CLIENTS = 64
 WARMUP = 300
 REQUESTS = 4000
+WORKERS = int(os.environ.get("KOPRU_BENCH_WORKERS", "2"))
 PG_DSN = os.environ.get("KOPRU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 # KOPRU_BENCH_PROFILE=out.txt: py-spy samples the notifier during its load (collapsed
 # stacks, one line per stack; `python -m bench.profile_top out.txt` ranks them).
@@ -48,8 +54,9 @@ PROFILE = os.environ.get("KOPRU_BENCH_PROFILE")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def serve_constant(port: int) -> None:
-    """The baseline: the same stack, reading the posted form, answering a constant."""
+def serve_constant(port: int, workers: int) -> None:
+    """The baseline: the same stack and processes, reading the posted form, answering a
+    constant."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -68,7 +75,13 @@ def serve_constant(port: int) -> None:
     app = Starlette(
         routes=[Route("/bkm/confirmation", constant, methods=["POST"]), Route("/readyz", ready)]
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+
+    def work(sock: socket.socket) -> int:
+        uvicorn.Server(config).run(sockets=[sock])
+        return 0
+
+    sys.exit(run_workers(workers, "127.0.0.1", port, work, stop_s=5))
 
 
 async def _database(name: str, create: bool) -> None:
@@ -148,7 +161,8 @@ async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[flo
 
 def _profiler(pid: int) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    argv = [spy, "record", "--pid", str(pid), "-o", str(PROFILE), "-f", "raw", "-r", "250"]
+    argv = [spy, "record", "--pid", str(pid), "--subprocesses", "-o", str(PROFILE), "-f", "raw"]
+    argv += ["-r", "250"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -217,7 +231,8 @@ async def _run(tmp: Path) -> None:
             "KOPRU_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
             "KOPRU_LOG__LEVEL": "WARNING",
             "KOPRU_LOG__FORMAT": "json",
-            "KOPRU_STORE__POOL_SIZE": "20",
+            "KOPRU_STORE__POOL_SIZE": str(max(4, 20 // WORKERS)),
+            "KOPRU_HTTP__WORKERS": str(WORKERS),
             # The posts are signed before both runs: their ts ages by the run's length.
             "KOPRU_BKM__TS_TOLERANCE_S": "900",
         }
@@ -234,7 +249,14 @@ async def _run(tmp: Path) -> None:
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "bench.bench_payments", "serve-constant", str(const_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.bench_payments",
+                    "serve-constant",
+                    str(const_port),
+                    str(WORKERS),
+                ],
                 preexec_fn=die_with_parent,
                 cwd=ROOT,
                 stdout=log,
@@ -262,7 +284,10 @@ async def _run(tmp: Path) -> None:
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
-        print(f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store")
+        print(
+            f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store, "
+            f"{WORKERS} worker process(es) per server"
+        )
         print(f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
         for name, (secs, lat, errs) in results.items():
             print(
@@ -303,7 +328,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "serve-constant":
-        serve_constant(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "serve-constant":
+        serve_constant(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -211,8 +212,9 @@ def _exit_soon(after_s: float, code: int) -> threading.Timer:
     return timer
 
 
-async def run_service(service: Service) -> None:
-    """Run until SIGTERM / SIGINT, with the HTTP side on settings.http.
+async def run_service(service: Service, *, sock: socket.socket | None = None) -> None:
+    """Run until SIGTERM / SIGINT, with the HTTP side on settings.http (or on ``sock``, a
+    listening socket given by the worker supervisor, services/common/workers.py).
 
     Start-up has a deadline (`lifecycle.startup_timeout_s`): a broker that does not
     answer fails start-up with a clear message and exit code 3. A signal during start-up
@@ -270,7 +272,9 @@ async def run_service(service: Service) -> None:
             return
         log.error("start-up failed", service=service.name, reason=reason)
         raise StartupFailed(3)
-    serving = asyncio.create_task(server.serve(), name="http")
+    serving = asyncio.create_task(
+        server.serve(sockets=None if sock is None else [sock]), name="http"
+    )
     try:
         await stopping
         log.info("shutdown requested")
