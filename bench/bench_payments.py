@@ -5,12 +5,14 @@ KOPRU_HTTP__WORKERS) takes pre-signed confirmations, each a new token: verify th
 signature, check ts, record the outcome and its event in PostgreSQL (durable before the
 answer), answer; the outbox relay publishes on Kafka in batches. Exactly once is proven
 from the topic itself: one event per token, whichever worker took the post.
-The baseline is the same HTTP stack (uvicorn + starlette, the same number of worker
-processes on one port with SO_REUSEPORT, services/common/workers.py) answering a
-constant to the same posts. Printed: requests/s, p50 and p99 latency of both, and the ratios.
+The baselines are the same HTTP stack (uvicorn + starlette) answering a constant to the
+same posts: `constant`, one process (the issue's baseline), and with several notifier
+workers also `constant xN`, as many processes on one port with SO_REUSEPORT
+(services/common/workers.py). Printed: requests/s, p50 and p99 latency of each, and the
+notifier's ratio to each.
 
 `python -m bench payments`; KOPRU_BENCH_WORKERS (default 2: this machine's cores) sets
-the processes of both servers; PostgreSQL at KOPRU_TEST_POSTGRES (default
+the notifier's worker processes; PostgreSQL at KOPRU_TEST_POSTGRES (default
 postgresql://postgres@127.0.0.1:5432/test), a database of its own, dropped after.
 """
 
@@ -51,6 +53,7 @@ PG_DSN = os.environ.get("KOPRU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:
 # KOPRU_BENCH_PROFILE=out.txt: py-spy samples the notifier during its load (collapsed
 # stacks, one line per stack; `python -m bench.profile_top out.txt` ranks them).
 PROFILE = os.environ.get("KOPRU_BENCH_PROFILE")
+CONSTANT = [sys.executable, "-m", "bench.bench_payments", "serve-constant"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -215,7 +218,7 @@ async def _run(tmp: Path) -> None:
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         await create_topics(kafka, plan(kafka), with_config=False)
         keys = ensure_demo_keys(tmp / "bkm")
-        port, const_port = free_port(), free_port()
+        port = free_port()
         env = notifier_env(
             http_port=port,
             keys=keys,
@@ -247,26 +250,25 @@ async def _run(tmp: Path) -> None:
                 stderr=subprocess.STDOUT,
             )
         )
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.bench_payments",
-                    "serve-constant",
-                    str(const_port),
-                    str(WORKERS),
-                ],
-                preexec_fn=die_with_parent,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        # The issue's baseline: one uvicorn process answering a constant; with several
+        # notifier workers, also a constant server with as many (same stack, same count).
+        constants: dict[str, str] = {}
+        for count in sorted({1, WORKERS}):
+            const_port = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [*CONSTANT, str(const_port), str(count)],
+                    preexec_fn=die_with_parent,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
+            name = "constant" if count == 1 else f"constant x{count}"
+            constants[name] = f"http://127.0.0.1:{const_port}"
+            await _ready(constants[name] + "/readyz", procs[-1])
         notifier = f"http://127.0.0.1:{port}"
-        constant = f"http://127.0.0.1:{const_port}"
         await _ready(notifier + "/readyz", procs[0])
-        await _ready(constant + "/readyz", procs[1])
 
         signer = BkmSigner(load_private_key(keys.bkm_private))
         run = uuid.uuid4().hex[:6]
@@ -277,7 +279,7 @@ async def _run(tmp: Path) -> None:
         ]
         print(f"signed {len(bodies)} confirmations in {time.perf_counter() - t0:.1f} s")
         results = {}
-        for name, base in (("constant", constant), ("payment-notifier", notifier)):
+        for name, base in [*constants.items(), ("payment-notifier", notifier)]:
             await _load(base + "/bkm/confirmation", bodies[:WARMUP])
             spy = _profiler(procs[0].pid) if PROFILE and name == "payment-notifier" else None
             results[name] = await _load(base + "/bkm/confirmation", bodies[WARMUP:])
@@ -286,7 +288,7 @@ async def _run(tmp: Path) -> None:
                 spy.wait(30)
         print(
             f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store, "
-            f"{WORKERS} worker process(es) per server"
+            f"payment-notifier on {WORKERS} worker process(es)"
         )
         print(f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
         for name, (secs, lat, errs) in results.items():
@@ -294,12 +296,14 @@ async def _run(tmp: Path) -> None:
                 f"{name:<18}{REQUESTS / secs:>10.0f}{_pct(lat, 0.5):>10.1f}"
                 f"{_pct(lat, 0.99):>10.1f}{errs:>8}"
             )
-        (cs, cl, _), (ns, nl, _) = results["constant"], results["payment-notifier"]
-        print(
-            f"ratio payment-notifier / constant: throughput {cs / ns:.2f}x "
-            f"({ns / cs:.1f}x lower), p50 {_pct(nl, 0.5) / _pct(cl, 0.5):.1f}x, "
-            f"p99 {_pct(nl, 0.99) / _pct(cl, 0.99):.1f}x"
-        )
+        ns, nl, _ = results["payment-notifier"]
+        for name in constants:
+            cs, cl, _ = results[name]
+            print(
+                f"ratio payment-notifier ({WORKERS} worker(s)) / {name}: throughput "
+                f"{cs / ns:.2f}x ({ns / cs:.1f}x lower), p50 {_pct(nl, 0.5) / _pct(cl, 0.5):.1f}x, "
+                f"p99 {_pct(nl, 0.99) / _pct(cl, 0.99):.1f}x"
+            )
         tokens = {b["t"] for b in bodies}
         events, distinct, done_s = await _published(broker.bootstrap_servers, tokens)
         verdict = "exactly once" if events == distinct == len(tokens) else "NOT EXACTLY ONCE"
