@@ -1,0 +1,85 @@
+"""Group commit in the application: concurrent calls of one process share a statement.
+
+Each caller hands in its item and waits for its own result. One flush at a time sends
+whatever has gathered (at most ``max_batch`` items, at most one per key: a statement
+never touches a row twice) and hands each caller its result. Calls that arrive while a
+flush is in flight go in the next one; an idle store flushes a lone call at once, with no
+timer and no added wait. A failed flush fails each of its callers with the error, as the
+statement each would have sent alone. Nothing is answered before its flush returned:
+with a statement that commits, each result is durable when its caller gets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+I = TypeVar("I")  # noqa: E741 - the item
+R = TypeVar("R")
+
+
+class Batcher(Generic[I, R]):
+    def __init__(
+        self,
+        flush: Callable[[list[I]], Awaitable[list[R]]],
+        key: Callable[[I], Hashable],
+        *,
+        max_batch: int = 64,
+    ) -> None:
+        self._flush = flush
+        self._key = key
+        self.max_batch = max_batch
+        self._waiting: list[tuple[I, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: I) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="store-batch")
+        return await future
+
+    def _next(self) -> list[tuple[I, asyncio.Future[R]]]:
+        batch: list[tuple[I, asyncio.Future[R]]] = []
+        later: list[tuple[I, asyncio.Future[R]]] = []
+        keys: set[Hashable] = set()
+        for item, future in self._waiting:
+            key = self._key(item)
+            if len(batch) >= self.max_batch or key in keys:
+                later.append((item, future))
+            else:
+                keys.add(key)
+                batch.append((item, future))
+        self._waiting = later
+        return batch
+
+    async def _run(self) -> None:
+        while self._waiting:
+            batch = self._next()
+            try:
+                results = await self._flush([item for item, _ in batch])
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        """Stop flushing; callers still waiting are cancelled."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for _, future in self._waiting:
+            future.cancel()
+        self._waiting.clear()
