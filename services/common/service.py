@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -272,6 +273,9 @@ async def run_service(service: Service, *, sock: socket.socket | None = None) ->
             return
         log.error("start-up failed", service=service.name, reason=reason)
         raise StartupFailed(3)
+    # What start-up made (modules, settings, clients) stays for the process's life: out of
+    # the collector's way, a full collection no longer walks it (shorter pauses).
+    gc.freeze()
     serving = asyncio.create_task(
         server.serve(sockets=None if sock is None else [sock]), name="http"
     )

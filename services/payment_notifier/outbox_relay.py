@@ -26,7 +26,7 @@ from services.payment_notifier import metrics
 from services.payment_notifier.outbox_metrics import observe_outbox
 
 log = get_logger(__name__)
-SLICE = 50  # publishes started per turn of the event loop
+SLICE = 16  # publishes started per turn of the event loop (a few ms of work)
 
 
 class OutboxRelay:
