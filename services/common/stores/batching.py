@@ -1,10 +1,11 @@
 """Group commit in the application: concurrent calls of one process share a statement.
 
-Each caller hands in its item and waits for its own result. One flush at a time sends
-whatever has gathered (at most ``max_batch`` items, at most one per key: a statement
-never touches a row twice) and hands each caller its result. Calls that arrive while a
-flush is in flight go in the next one; an idle store flushes a lone call at once, with no
-timer and no added wait. A failed flush fails each of its callers with the error, as the
+Each caller hands in its item and waits for its own result. A flush sends whatever has
+gathered (at most ``max_batch`` items, at most one per key: a statement never touches a
+row twice) and hands each caller its result; up to ``concurrency`` flushes are in flight
+at once (a slow commit does not hold every caller up). Calls that arrive while they are
+busy go in the next one; an idle store flushes a lone call at once, with no timer and no
+added wait. A failed flush fails each of its callers with the error, as the
 statement each would have sent alone. Nothing is answered before its flush returned:
 with a statement that commits, each result is durable when its caller gets it.
 """
@@ -27,18 +28,22 @@ class Batcher(Generic[I, R]):
         key: Callable[[I], Hashable],
         *,
         max_batch: int = 64,
+        concurrency: int = 2,
     ) -> None:
         self._flush = flush
         self._key = key
         self.max_batch = max_batch
+        self.concurrency = concurrency
         self._waiting: list[tuple[I, asyncio.Future[R]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: I) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="store-batch")
+        if len(self._tasks) < self.concurrency:
+            task = asyncio.create_task(self._run(), name="store-batch")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     def _next(self) -> list[tuple[I, asyncio.Future[R]]]:
@@ -75,9 +80,10 @@ class Batcher(Generic[I, R]):
 
     async def close(self) -> None:
         """Stop flushing; callers still waiting are cancelled."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for _, future in self._waiting:
