@@ -8,8 +8,10 @@ from the topic itself: one event per token, whichever worker took the post.
 The baselines are the same HTTP stack (uvicorn + starlette) answering a constant to the
 same posts: `constant`, one process (the issue's baseline), and with several notifier
 workers also `constant xN`, as many processes on one port with SO_REUSEPORT
-(services/common/workers.py). Printed: requests/s, p50 and p99 latency of each, and the
-notifier's ratio to each.
+(services/common/workers.py). Printed: requests/s, p50 and p99 latency of each, the
+CPU each server used per request (its processes only: not PostgreSQL, the broker or the
+client; a figure that holds when other work shares the machine), and the notifier's ratio
+to each.
 
 `python -m bench payments`; KOPRU_BENCH_WORKERS (default 2: this machine's cores) sets
 the notifier's worker processes; PostgreSQL at KOPRU_TEST_POSTGRES (default
@@ -19,6 +21,7 @@ postgresql://postgres@127.0.0.1:5432/test), a database of its own, dropped after
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -202,6 +205,23 @@ async def _published(bootstrap: str, tokens: set[str]) -> tuple[int, int, float]
     return len(relevant), len(set(relevant)), (complete_at or time.monotonic()) - started
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds used so far by a server: its process and its workers (not the database
+    or the broker it talks to)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    except psutil.Error:
+        pass
+    return total
+
+
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] * 1000
@@ -253,6 +273,7 @@ async def _run(tmp: Path) -> None:
         # The issue's baseline: one uvicorn process answering a constant; with several
         # notifier workers, also a constant server with as many (same stack, same count).
         constants: dict[str, str] = {}
+        pids = {"payment-notifier": procs[0].pid}
         for count in sorted({1, WORKERS}):
             const_port = free_port()
             procs.append(
@@ -266,6 +287,7 @@ async def _run(tmp: Path) -> None:
             )
             name = "constant" if count == 1 else f"constant x{count}"
             constants[name] = f"http://127.0.0.1:{const_port}"
+            pids[name] = procs[-1].pid
             await _ready(constants[name] + "/readyz", procs[-1])
         notifier = f"http://127.0.0.1:{port}"
         await _ready(notifier + "/readyz", procs[0])
@@ -279,10 +301,13 @@ async def _run(tmp: Path) -> None:
         ]
         print(f"signed {len(bodies)} confirmations in {time.perf_counter() - t0:.1f} s")
         results = {}
+        cpu: dict[str, float] = {}
         for name, base in [*constants.items(), ("payment-notifier", notifier)]:
             await _load(base + "/bkm/confirmation", bodies[:WARMUP])
             spy = _profiler(procs[0].pid) if PROFILE and name == "payment-notifier" else None
+            cpu[name] = -_cpu_s(pids[name])
             results[name] = await _load(base + "/bkm/confirmation", bodies[WARMUP:])
+            cpu[name] += _cpu_s(pids[name])
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
@@ -290,11 +315,14 @@ async def _run(tmp: Path) -> None:
             f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store, "
             f"payment-notifier on {WORKERS} worker process(es)"
         )
-        print(f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
+        print(
+            f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+            f"{'cpu ms/req':>12}"
+        )
         for name, (secs, lat, errs) in results.items():
             print(
                 f"{name:<18}{REQUESTS / secs:>10.0f}{_pct(lat, 0.5):>10.1f}"
-                f"{_pct(lat, 0.99):>10.1f}{errs:>8}"
+                f"{_pct(lat, 0.99):>10.1f}{errs:>8}{1000 * cpu[name] / REQUESTS:>12.2f}"
             )
         ns, nl, _ = results["payment-notifier"]
         for name in constants:
