@@ -9,9 +9,13 @@ more processes. ``kopru run`` with ``workers > 1`` becomes a small supervisor:
 - it forks the workers before any event loop, thread or connection exists; each binds its
   own listening socket to that port with SO_REUSEPORT, and the kernel spreads the
   connections over them;
-- each worker is a whole replica (its own broker clients, store pool, relay and loops),
-  exactly like another pod: what holds across replicas (the stores decide, PostgreSQL
-  shared) holds across workers. Several workers therefore need the PostgreSQL store;
+- each worker (``KOPRU_WORKER_INDEX`` 0..N-1 in its environment) is a whole replica (its
+  own broker clients, store pool, relay and loops), exactly like another pod: what holds
+  across replicas (the stores decide, PostgreSQL shared) holds across workers. Several
+  workers therefore need the PostgreSQL store;
+- a worker listens from the moment it is forked: a connection the kernel gives it while
+  it is still starting waits in its backlog until it serves (a readiness probe that lands
+  there waits too, so the pod is ready once every worker is);
 - SIGTERM / SIGINT to the supervisor is passed on once, as SIGTERM, to every worker; the
   workers are in their own process group (a Ctrl-C reaches the supervisor only) and die
   with it (PR_SET_PDEATHSIG);
