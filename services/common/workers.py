@@ -40,6 +40,7 @@ from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 KILL_AFTER_S = 5.0
+POLL_S = 0.25  # how often the supervisor looks for ended workers (signals are passed on at once)
 
 
 def reuse_port_socket(host: str, port: int, *, listen: bool) -> socket.socket:
@@ -117,7 +118,7 @@ def _supervise(children: dict[int, int], kill_after_s: float) -> int:
                     kill_at = time.monotonic() + kill_after_s
                 if kill_at is not None and time.monotonic() >= kill_at:
                     _signal_all(children, signal.SIGKILL)
-                time.sleep(0.05)
+                time.sleep(POLL_S)
                 continue
             children.pop(pid, None)
             exit_code = os.waitstatus_to_exitcode(status)
