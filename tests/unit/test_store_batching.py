@@ -58,3 +58,22 @@ async def test_close_cancels_the_waiting_callers() -> None:
     await batcher.close()
     with pytest.raises(asyncio.CancelledError):
         await pending
+
+
+async def test_an_error_that_may_be_one_items_is_isolated_to_that_item() -> None:
+    async def flush(items: list[int]) -> list[int]:
+        await asyncio.sleep(0)
+        if 13 in items:
+            raise ValueError("bad item")
+        return items
+
+    batcher: Batcher[int, int] = Batcher(
+        flush, key=lambda i: i, concurrency=1, isolate=lambda e: isinstance(e, ValueError)
+    )
+    results = await asyncio.gather(
+        *(batcher.submit(i) for i in range(10, 20)), return_exceptions=True
+    )
+    assert [i for i, r in zip(range(10, 20), results, strict=True) if isinstance(r, Exception)] == [
+        13
+    ]
+    assert all(r == i for i, r in zip(range(10, 20), results, strict=True) if i != 13)

@@ -6,7 +6,9 @@ row twice) and hands each caller its result; up to ``concurrency`` flushes are i
 at once (a slow commit does not hold every caller up). Calls that arrive while they are
 busy go in the next one; an idle store flushes a lone call at once, with no timer and no
 added wait. A failed flush fails each of its callers with the error, as the
-statement each would have sent alone. Nothing is answered before its flush returned:
+statement each would have sent alone; when ``isolate(error)`` says the error may be one
+item's (bad data, not a lost connection), each item is flushed again alone, so one bad
+item fails only its own caller. Nothing is answered before its flush returned:
 with a statement that commits, each result is durable when its caller gets it.
 """
 
@@ -29,8 +31,10 @@ class Batcher(Generic[I, R]):
         *,
         max_batch: int = 64,
         concurrency: int = 2,
+        isolate: Callable[[Exception], bool] = lambda _: False,
     ) -> None:
         self._flush = flush
+        self._isolate = isolate
         self._key = key
         self.max_batch = max_batch
         self.concurrency = concurrency
@@ -70,11 +74,29 @@ class Batcher(Generic[I, R]):
                     future.cancel()
                 raise
             except Exception as exc:
+                if len(batch) > 1 and self._isolate(exc):
+                    await self._one_by_one(batch)
+                    continue
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _one_by_one(self, batch: list[tuple[I, asyncio.Future[R]]]) -> None:
+        for item, future in batch:
+            try:
+                (result,) = await self._flush([item])
+            except asyncio.CancelledError:
+                for _, waiting in batch:
+                    waiting.cancel()
+                raise
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
                 if not future.done():
                     future.set_result(result)
 

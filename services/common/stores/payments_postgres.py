@@ -79,6 +79,14 @@ SELECT {COLUMNS} FROM {TABLE}
 """
 Pending = tuple[Outcome, str, float]  # (outcome, owner, lease_s)
 
+
+def _one_bad(exc: Exception) -> bool:
+    """A batch's error that may come from one of its rows: retried row by row."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(
+        exc, asyncpg.PostgresConnectionError
+    )
+
+
 TAKE_UNPUBLISHED = f"""
 UPDATE {TABLE} SET owner = $1, lease_expires = $2
  WHERE token IN (SELECT token FROM {TABLE}
@@ -131,7 +139,7 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
 
     def _batcher(self) -> Batcher[Pending, PaymentRow | None]:
         if self._batch is None:
-            self._batch = Batcher(self._record_many, key=lambda p: p[0].token)
+            self._batch = Batcher(self._record_many, key=lambda p: p[0].token, isolate=_one_bad)
         return self._batch
 
     async def _record_many(self, pending: list[Pending]) -> list[PaymentRow | None]:
