@@ -3,8 +3,10 @@
 The payment-notifier (real broker, real PostgreSQL; WORKERS processes sharing its port,
 KOPRU_HTTP__WORKERS) takes pre-signed confirmations, each a new token: verify the
 signature, check ts, record the outcome and its event in PostgreSQL (durable before the
-answer), answer; the outbox relay publishes on Kafka in batches. Exactly once is proven
-from the topic itself: one event per token, whichever worker took the post.
+answer), answer; the outbox relay publishes on Kafka in batches. Replays are proven on a
+sample (REPLAYS posts sent again, each on a new connection, so any worker may take it:
+the first answer's exact bytes), then exactly once from the topic itself: one event per
+token, whichever worker took the post or its replay.
 The baselines are the same HTTP stack (uvicorn + starlette) answering a constant to the
 same posts: `constant`, one process (the issue's baseline), and with several notifier
 workers also `constant xN`, as many processes on one port with SO_REUSEPORT
@@ -51,6 +53,8 @@ from services.sandbox.bkm.messages import PayOptions, signed_fields
 CLIENTS = 64
 WARMUP = 300
 REQUESTS = 4000
+REPLAYS = 200
+NOTIFIER = "payment-notifier"
 WORKERS = int(os.environ.get("KOPRU_BENCH_WORKERS", "2"))
 PG_DSN = os.environ.get("KOPRU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 # KOPRU_BENCH_PROFILE=out.txt: py-spy samples the notifier during its load (collapsed
@@ -127,18 +131,23 @@ def _request(host: str, port: int, path: str, body: dict[str, str]) -> bytes:
     return head.encode() + data
 
 
-async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[float], int]:
-    """Post every body with CLIENTS workers, each on its own keep-alive connection.
+Load = tuple[float, list[float], int, dict[str, bytes]]
+
+
+async def _load(url: str, bodies: list[dict[str, str]], *, clients: int = CLIENTS) -> Load:
+    """Post every body with ``clients`` workers, each on its own keep-alive connection:
+    (seconds, latencies, non-200 answers, each token's answer: status line and body).
 
     A minimal HTTP/1.1 client on asyncio streams: httpx's pool itself tops out near
     200 requests/s at 64 connections on this machine and would measure the client.
     """
     parsed = urlsplit(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
     for b in bodies:
-        queue.put_nowait(_request(host, port, parsed.path, b))
+        queue.put_nowait((b["t"], _request(host, port, parsed.path, b)))
     latencies: list[float] = []
+    answers: dict[str, bytes] = {}
     errors = 0
 
     async def worker() -> None:
@@ -146,7 +155,7 @@ async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[flo
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while not queue.empty():
-                raw = queue.get_nowait()
+                token, raw = queue.get_nowait()
                 t0 = time.perf_counter()
                 writer.write(raw)
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -154,15 +163,26 @@ async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[flo
                 for line in head.split(b"\r\n")[1:]:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
                 latencies.append(time.perf_counter() - t0)
                 errors += head[9:12] != b"200"
+                answers[token] = head[:12] + b" " + body
         finally:
             writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CLIENTS)))
-    return time.perf_counter() - started, latencies, errors
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return time.perf_counter() - started, latencies, errors, answers
+
+
+async def _replays(url: str, bodies: list[dict[str, str]], first: dict[str, bytes]) -> int:
+    """Post each body again, each on a new connection (the kernel picks the worker): how
+    many answers are not exactly the first answer's status and bytes."""
+    differ = 0
+    for body in bodies:
+        *_, again = await _load(url, [body], clients=1)
+        differ += again[body["t"]] != first[body["t"]]
+    return differ
 
 
 def _profiler(pid: int) -> subprocess.Popen[bytes]:
@@ -273,7 +293,7 @@ async def _run(tmp: Path) -> None:
         # The issue's baseline: one uvicorn process answering a constant; with several
         # notifier workers, also a constant server with as many (same stack, same count).
         constants: dict[str, str] = {}
-        pids = {"payment-notifier": procs[0].pid}
+        pids = {NOTIFIER: procs[0].pid}
         for count in sorted({1, WORKERS}):
             const_port = free_port()
             procs.append(
@@ -302,9 +322,9 @@ async def _run(tmp: Path) -> None:
         print(f"signed {len(bodies)} confirmations in {time.perf_counter() - t0:.1f} s")
         results = {}
         cpu: dict[str, float] = {}
-        for name, base in [*constants.items(), ("payment-notifier", notifier)]:
+        for name, base in [*constants.items(), (NOTIFIER, notifier)]:
             await _load(base + "/bkm/confirmation", bodies[:WARMUP])
-            spy = _profiler(procs[0].pid) if PROFILE and name == "payment-notifier" else None
+            spy = _profiler(procs[0].pid) if PROFILE and name == NOTIFIER else None
             cpu[name] = -_cpu_s(pids[name])
             results[name] = await _load(base + "/bkm/confirmation", bodies[WARMUP:])
             cpu[name] += _cpu_s(pids[name])
@@ -319,19 +339,25 @@ async def _run(tmp: Path) -> None:
             f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
             f"{'cpu ms/req':>12}"
         )
-        for name, (secs, lat, errs) in results.items():
+        for name, (secs, lat, errs, _) in results.items():
             print(
                 f"{name:<18}{REQUESTS / secs:>10.0f}{_pct(lat, 0.5):>10.1f}"
                 f"{_pct(lat, 0.99):>10.1f}{errs:>8}{1000 * cpu[name] / REQUESTS:>12.2f}"
             )
-        ns, nl, _ = results["payment-notifier"]
+        ns, nl, *_ = results[NOTIFIER]
         for name in constants:
-            cs, cl, _ = results[name]
+            cs, cl, *_ = results[name]
             print(
                 f"ratio payment-notifier ({WORKERS} worker(s)) / {name}: throughput "
                 f"{cs / ns:.2f}x ({ns / cs:.1f}x lower), p50 {_pct(nl, 0.5) / _pct(cl, 0.5):.1f}x, "
                 f"p99 {_pct(nl, 0.99) / _pct(cl, 0.99):.1f}x"
             )
+        sample = bodies[WARMUP :: max(1, REQUESTS // REPLAYS)]
+        differ = await _replays(notifier + "/bkm/confirmation", sample, results[NOTIFIER][3])
+        print(
+            f"replays: {len(sample) - differ} of {len(sample)} answered with the first "
+            "answer's exact bytes, each on a new connection (any worker)"
+        )
         tokens = {b["t"] for b in bodies}
         events, distinct, done_s = await _published(broker.bootstrap_servers, tokens)
         verdict = "exactly once" if events == distinct == len(tokens) else "NOT EXACTLY ONCE"
@@ -339,8 +365,8 @@ async def _run(tmp: Path) -> None:
             f"events on {BKM_CONFIRMATIONS.name}: {events}, distinct tokens {distinct}, for "
             f"{len(tokens)} confirmations ({verdict}); last published {done_s:.1f} s after the load"
         )
-        if verdict != "exactly once":
-            raise AssertionError(verdict)
+        if verdict != "exactly once" or differ:
+            raise AssertionError(f"{verdict}; {differ} replay(s) differ")
     finally:
         for p in procs:
             if p.poll() is None:
