@@ -1,23 +1,34 @@
 """BKM confirmations per second and latency at 64 concurrent clients, PostgreSQL store.
 
-One payment-notifier process (real broker, real PostgreSQL) takes pre-signed
-confirmations, each a new token: verify the signature, check ts, record the outcome and
-its event in PostgreSQL (durable before the answer), answer; the outbox relay publishes
-on Kafka in batches. Exactly once is proven from the topic itself: one event per token.
-The baseline is the same HTTP stack (uvicorn + starlette, a separate process) answering
-a constant to the same posts. Printed: requests/s, p50 and p99 latency of both, and the ratios.
+The payment-notifier (real broker, real PostgreSQL; WORKERS processes sharing its port,
+KOPRU_HTTP__WORKERS) takes pre-signed confirmations, each a new token: verify the
+signature, check ts, record the outcome and its event in PostgreSQL (durable before the
+answer), answer; the outbox relay publishes on Kafka in batches. Replays are proven on a
+sample (REPLAYS posts sent again, each on a new connection, so any worker may take it:
+the first answer's exact bytes), then exactly once from the topic itself: one event per
+token, whichever worker took the post or its replay.
+The baselines are the same HTTP stack (uvicorn + starlette) answering a constant to the
+same posts: `constant`, one process (the issue's baseline), and with several notifier
+workers also `constant xN`, as many processes on one port with SO_REUSEPORT
+(services/common/workers.py). Printed: requests/s, p50 and p99 latency of each, the
+CPU each server used per request (its processes only: not PostgreSQL, the broker or the
+client; a figure that holds when other work shares the machine), and the notifier's ratio
+to each.
 
-`python -m bench payments`; PostgreSQL at KOPRU_TEST_POSTGRES (default
+`python -m bench payments`; KOPRU_BENCH_WORKERS (default 2: this machine's cores) sets
+the notifier's worker processes; PostgreSQL at KOPRU_TEST_POSTGRES (default
 postgresql://postgres@127.0.0.1:5432/test), a database of its own, dropped after.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +45,7 @@ from services.common.kafka.local_broker import LocalBroker, die_with_parent, fre
 from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
 from services.common.signing.certs import load_private_key
+from services.common.workers import run_workers
 from services.demo.flow_payments import cli, notifier_env, write_secrets
 from services.sandbox.bkm.keys import ensure_demo_keys
 from services.sandbox.bkm.messages import PayOptions, signed_fields
@@ -41,15 +53,20 @@ from services.sandbox.bkm.messages import PayOptions, signed_fields
 CLIENTS = 64
 WARMUP = 300
 REQUESTS = 4000
+REPLAYS = 200
+NOTIFIER = "payment-notifier"
+WORKERS = int(os.environ.get("KOPRU_BENCH_WORKERS", "2"))
 PG_DSN = os.environ.get("KOPRU_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 # KOPRU_BENCH_PROFILE=out.txt: py-spy samples the notifier during its load (collapsed
 # stacks, one line per stack; `python -m bench.profile_top out.txt` ranks them).
 PROFILE = os.environ.get("KOPRU_BENCH_PROFILE")
+CONSTANT = [sys.executable, "-m", "bench.bench_payments", "serve-constant"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def serve_constant(port: int) -> None:
-    """The baseline: the same stack, reading the posted form, answering a constant."""
+def serve_constant(port: int, workers: int) -> None:
+    """The baseline: the same stack and processes, reading the posted form, answering a
+    constant."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -68,7 +85,13 @@ def serve_constant(port: int) -> None:
     app = Starlette(
         routes=[Route("/bkm/confirmation", constant, methods=["POST"]), Route("/readyz", ready)]
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+
+    def work(sock: socket.socket) -> int:
+        uvicorn.Server(config).run(sockets=[sock])
+        return 0
+
+    sys.exit(run_workers(workers, "127.0.0.1", port, work, stop_s=5))
 
 
 async def _database(name: str, create: bool) -> None:
@@ -108,18 +131,23 @@ def _request(host: str, port: int, path: str, body: dict[str, str]) -> bytes:
     return head.encode() + data
 
 
-async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[float], int]:
-    """Post every body with CLIENTS workers, each on its own keep-alive connection.
+Load = tuple[float, list[float], int, dict[str, bytes]]
+
+
+async def _load(url: str, bodies: list[dict[str, str]], *, clients: int = CLIENTS) -> Load:
+    """Post every body with ``clients`` workers, each on its own keep-alive connection:
+    (seconds, latencies, non-200 answers, each token's answer: status line and body).
 
     A minimal HTTP/1.1 client on asyncio streams: httpx's pool itself tops out near
     200 requests/s at 64 connections on this machine and would measure the client.
     """
     parsed = urlsplit(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
     for b in bodies:
-        queue.put_nowait(_request(host, port, parsed.path, b))
+        queue.put_nowait((b["t"], _request(host, port, parsed.path, b)))
     latencies: list[float] = []
+    answers: dict[str, bytes] = {}
     errors = 0
 
     async def worker() -> None:
@@ -127,7 +155,7 @@ async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[flo
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while not queue.empty():
-                raw = queue.get_nowait()
+                token, raw = queue.get_nowait()
                 t0 = time.perf_counter()
                 writer.write(raw)
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -135,20 +163,32 @@ async def _load(url: str, bodies: list[dict[str, str]]) -> tuple[float, list[flo
                 for line in head.split(b"\r\n")[1:]:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
                 latencies.append(time.perf_counter() - t0)
                 errors += head[9:12] != b"200"
+                answers[token] = head[:12] + b" " + body
         finally:
             writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CLIENTS)))
-    return time.perf_counter() - started, latencies, errors
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return time.perf_counter() - started, latencies, errors, answers
+
+
+async def _replays(url: str, bodies: list[dict[str, str]], first: dict[str, bytes]) -> int:
+    """Post each body again, each on a new connection (the kernel picks the worker): how
+    many answers are not exactly the first answer's status and bytes."""
+    differ = 0
+    for body in bodies:
+        *_, again = await _load(url, [body], clients=1)
+        differ += again[body["t"]] != first[body["t"]]
+    return differ
 
 
 def _profiler(pid: int) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    argv = [spy, "record", "--pid", str(pid), "-o", str(PROFILE), "-f", "raw", "-r", "250"]
+    argv = [spy, "record", "--pid", str(pid), "--subprocesses", "-o", str(PROFILE), "-f", "raw"]
+    argv += ["-r", "250"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -185,6 +225,23 @@ async def _published(bootstrap: str, tokens: set[str]) -> tuple[int, int, float]
     return len(relevant), len(set(relevant)), (complete_at or time.monotonic()) - started
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds used so far by a server: its process and its workers (not the database
+    or the broker it talks to)."""
+    import psutil
+
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    except psutil.Error:
+        pass
+    return total
+
+
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] * 1000
@@ -201,7 +258,7 @@ async def _run(tmp: Path) -> None:
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
         await create_topics(kafka, plan(kafka), with_config=False)
         keys = ensure_demo_keys(tmp / "bkm")
-        port, const_port = free_port(), free_port()
+        port = free_port()
         env = notifier_env(
             http_port=port,
             keys=keys,
@@ -217,7 +274,8 @@ async def _run(tmp: Path) -> None:
             "KOPRU_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
             "KOPRU_LOG__LEVEL": "WARNING",
             "KOPRU_LOG__FORMAT": "json",
-            "KOPRU_STORE__POOL_SIZE": "20",
+            "KOPRU_STORE__POOL_SIZE": str(max(4, 20 // WORKERS)),
+            "KOPRU_HTTP__WORKERS": str(WORKERS),
             # The posts are signed before both runs: their ts ages by the run's length.
             "KOPRU_BKM__TS_TOLERANCE_S": "900",
         }
@@ -232,19 +290,27 @@ async def _run(tmp: Path) -> None:
                 stderr=subprocess.STDOUT,
             )
         )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "bench.bench_payments", "serve-constant", str(const_port)],
-                preexec_fn=die_with_parent,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        # The issue's baseline: one uvicorn process answering a constant; with several
+        # notifier workers, also a constant server with as many (same stack, same count).
+        constants: dict[str, str] = {}
+        pids = {NOTIFIER: procs[0].pid}
+        for count in sorted({1, WORKERS}):
+            const_port = free_port()
+            procs.append(
+                subprocess.Popen(
+                    [*CONSTANT, str(const_port), str(count)],
+                    preexec_fn=die_with_parent,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
-        )
+            name = "constant" if count == 1 else f"constant x{count}"
+            constants[name] = f"http://127.0.0.1:{const_port}"
+            pids[name] = procs[-1].pid
+            await _ready(constants[name] + "/readyz", procs[-1])
         notifier = f"http://127.0.0.1:{port}"
-        constant = f"http://127.0.0.1:{const_port}"
         await _ready(notifier + "/readyz", procs[0])
-        await _ready(constant + "/readyz", procs[1])
 
         signer = BkmSigner(load_private_key(keys.bkm_private))
         run = uuid.uuid4().hex[:6]
@@ -255,25 +321,42 @@ async def _run(tmp: Path) -> None:
         ]
         print(f"signed {len(bodies)} confirmations in {time.perf_counter() - t0:.1f} s")
         results = {}
-        for name, base in (("constant", constant), ("payment-notifier", notifier)):
+        cpu: dict[str, float] = {}
+        for name, base in [*constants.items(), (NOTIFIER, notifier)]:
             await _load(base + "/bkm/confirmation", bodies[:WARMUP])
-            spy = _profiler(procs[0].pid) if PROFILE and name == "payment-notifier" else None
+            spy = _profiler(procs[0].pid) if PROFILE and name == NOTIFIER else None
+            cpu[name] = -_cpu_s(pids[name])
             results[name] = await _load(base + "/bkm/confirmation", bodies[WARMUP:])
+            cpu[name] += _cpu_s(pids[name])
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
-        print(f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store")
-        print(f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
-        for name, (secs, lat, errs) in results.items():
+        print(
+            f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store, "
+            f"payment-notifier on {WORKERS} worker process(es)"
+        )
+        print(
+            f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
+            f"{'cpu ms/req':>12}"
+        )
+        for name, (secs, lat, errs, _) in results.items():
             print(
                 f"{name:<18}{REQUESTS / secs:>10.0f}{_pct(lat, 0.5):>10.1f}"
-                f"{_pct(lat, 0.99):>10.1f}{errs:>8}"
+                f"{_pct(lat, 0.99):>10.1f}{errs:>8}{1000 * cpu[name] / REQUESTS:>12.2f}"
             )
-        (cs, cl, _), (ns, nl, _) = results["constant"], results["payment-notifier"]
+        ns, nl, *_ = results[NOTIFIER]
+        for name in constants:
+            cs, cl, *_ = results[name]
+            print(
+                f"ratio payment-notifier ({WORKERS} worker(s)) / {name}: throughput "
+                f"{cs / ns:.2f}x ({ns / cs:.1f}x lower), p50 {_pct(nl, 0.5) / _pct(cl, 0.5):.1f}x, "
+                f"p99 {_pct(nl, 0.99) / _pct(cl, 0.99):.1f}x"
+            )
+        sample = bodies[WARMUP :: max(1, REQUESTS // REPLAYS)]
+        differ = await _replays(notifier + "/bkm/confirmation", sample, results[NOTIFIER][3])
         print(
-            f"ratio payment-notifier / constant: throughput {cs / ns:.2f}x "
-            f"({ns / cs:.1f}x lower), p50 {_pct(nl, 0.5) / _pct(cl, 0.5):.1f}x, "
-            f"p99 {_pct(nl, 0.99) / _pct(cl, 0.99):.1f}x"
+            f"replays: {len(sample) - differ} of {len(sample)} answered with the first "
+            "answer's exact bytes, each on a new connection (any worker)"
         )
         tokens = {b["t"] for b in bodies}
         events, distinct, done_s = await _published(broker.bootstrap_servers, tokens)
@@ -282,8 +365,8 @@ async def _run(tmp: Path) -> None:
             f"events on {BKM_CONFIRMATIONS.name}: {events}, distinct tokens {distinct}, for "
             f"{len(tokens)} confirmations ({verdict}); last published {done_s:.1f} s after the load"
         )
-        if verdict != "exactly once":
-            raise AssertionError(verdict)
+        if verdict != "exactly once" or differ:
+            raise AssertionError(f"{verdict}; {differ} replay(s) differ")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -303,7 +386,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "serve-constant":
-        serve_constant(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "serve-constant":
+        serve_constant(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -27,6 +28,7 @@ from services.common.settings import (
     load_settings,
     validation_message,
 )
+from services.common.workers import run_workers
 
 SETTINGS_EXIT = 2
 
@@ -49,20 +51,47 @@ def run_command(
     except SettingsError as exc:
         _exit(service, str(exc.code), SETTINGS_EXIT)
     configure_logging(settings.log, service=service)
-    get_logger(__name__).info("starting", service=service)
-    # uvloop: the event loop in C (sockets, timers); asyncio's own where it is missing.
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        failure = runner.run(_serve(service, settings, e.builder()))
+    get_logger(__name__).info("starting", service=service, workers=settings.http.workers)
+    if settings.http.workers > 1:
+        # Forked before any loop, thread or connection exists; each worker is a replica.
+        http = settings.http
+
+        def work(sock: socket.socket) -> int:
+            failure = _run(service, settings, e.builder(), sock)
+            if failure is not None:
+                print(f"kopru run {service}: cannot run\n{failure[0]}", file=sys.stderr)
+                return failure[1]
+            return 0
+
+        stop_s = settings.lifecycle.shutdown_timeout_s
+        code = run_workers(http.workers, http.host, http.port, work, stop_s=stop_s)
+        sys.stdout.flush()
+        os._exit(code)
+    failure = _run(service, settings, e.builder())
     if failure is not None:
         _exit(service, *failure)
 
 
+def _run(
+    name: str,
+    settings: BaseServiceSettings,
+    build: Callable[[BaseServiceSettings], Service],
+    sock: socket.socket | None = None,
+) -> tuple[str, int] | None:
+    # uvloop: the event loop in C (sockets, timers); asyncio's own where it is missing.
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_serve(name, settings, build, sock))
+
+
 async def _serve(
-    name: str, settings: BaseServiceSettings, build: Callable[[BaseServiceSettings], Service]
+    name: str,
+    settings: BaseServiceSettings,
+    build: Callable[[BaseServiceSettings], Service],
+    sock: socket.socket | None = None,
 ) -> tuple[str, int] | None:
     """Build and run; a settings problem comes back as (message, exit code)."""
     try:
-        await run_service(build(settings))
+        await run_service(build(settings), sock=sock)
     except SettingsError as exc:
         return str(exc.code), SETTINGS_EXIT
     except ValidationError as exc:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -211,8 +213,9 @@ def _exit_soon(after_s: float, code: int) -> threading.Timer:
     return timer
 
 
-async def run_service(service: Service) -> None:
-    """Run until SIGTERM / SIGINT, with the HTTP side on settings.http.
+async def run_service(service: Service, *, sock: socket.socket | None = None) -> None:
+    """Run until SIGTERM / SIGINT, with the HTTP side on settings.http (or on ``sock``, a
+    listening socket given by the worker supervisor, services/common/workers.py).
 
     Start-up has a deadline (`lifecycle.startup_timeout_s`): a broker that does not
     answer fails start-up with a clear message and exit code 3. A signal during start-up
@@ -270,7 +273,12 @@ async def run_service(service: Service) -> None:
             return
         log.error("start-up failed", service=service.name, reason=reason)
         raise StartupFailed(3)
-    serving = asyncio.create_task(server.serve(), name="http")
+    # What start-up made (modules, settings, clients) stays for the process's life: out of
+    # the collector's way, a full collection no longer walks it (shorter pauses).
+    gc.freeze()
+    serving = asyncio.create_task(
+        server.serve(sockets=None if sock is None else [sock]), name="http"
+    )
     try:
         await stopping
         log.info("shutdown requested")

@@ -15,7 +15,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -111,6 +118,15 @@ class HttpSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Processes serving this port (SO_REUSEPORT), each a whole replica of the service
+    # (services/common/workers.py); more than one needs the PostgreSQL store.
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes serving the port (SO_REUSEPORT), each a whole replica; "
+        "more than 1 needs the PostgreSQL store",
+    )
 
 
 class LifecycleSettings(BaseModel):
@@ -143,6 +159,15 @@ class BaseServiceSettings(BaseSettings):
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     # Istanbul time for MKK service hours and BKM timestamps.
     timezone: str = "Europe/Istanbul"
+
+    @model_validator(mode="after")
+    def _workers_share_postgres(self) -> BaseServiceSettings:
+        if self.http.workers > 1 and self.store.url.startswith("sqlite"):
+            raise ValueError(
+                "KOPRU_HTTP__WORKERS > 1 needs the PostgreSQL store (KOPRU_STORE__URL="
+                "postgresql://...): the workers are replicas and share it"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ message is stored, logged or published.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -27,13 +28,31 @@ def _normal(key: str) -> str:
     return key.lower().replace("_", "").replace("-", "").replace(" ", "")
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_card_key(key: str) -> bool:
+    """Does this key name card data (or a secret)? Keys repeat from message to message."""
+    return _normal(key) in CARD_DATA_KEYS or is_secret_key(key)
+
+
+_NAMES: dict[int, tuple[Mapping[str, Allowed], dict[str, str]]] = {}
+
+
+def _names(allowed: Mapping[str, Allowed]) -> dict[str, str]:
+    """An allowlist level's names by their lower case, computed once per allowlist (each
+    is kept with its entry: its id cannot be reused by another while cached)."""
+    entry = _NAMES.get(id(allowed))
+    if entry is None or entry[0] is not allowed:
+        entry = _NAMES[id(allowed)] = (allowed, {k.lower(): k for k in allowed})
+    return entry[1]
+
+
 def card_values(value: Any, depth: int = 0) -> Iterator[str]:
     """Every scalar held under a key that names card data, anywhere in the message."""
     if depth > MAX_DEPTH:
         return
     if isinstance(value, dict):
         for key, sub in value.items():
-            if _normal(str(key)) in CARD_DATA_KEYS or is_secret_key(str(key)):
+            if _is_card_key(str(key)):
                 yield from _scalars(sub, depth + 1)
             else:
                 yield from card_values(sub, depth + 1)
@@ -60,7 +79,7 @@ def _keep(value: Any, allowed: Allowed, known: list[str]) -> Any:
     if isinstance(allowed, Mapping):
         if not isinstance(value, dict):
             return None
-        names = {k.lower(): k for k in allowed}
+        names = _names(allowed)
         kept: dict[str, Any] = {}
         for key, sub in value.items():
             name = names.get(str(key).lower())

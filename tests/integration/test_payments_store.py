@@ -17,6 +17,7 @@ from services.common.stores.payments import (
     CONFIRMED,
     FAILED,
     INITIALIZED,
+    ORDER_ID_MARK,
     Decision,
     Outcome,
     PaymentStore,
@@ -171,3 +172,45 @@ async def test_outbox_backlog_counts_recorded_outcomes_until_published(
     n, age = await observe_outbox(pstore)
     assert n == before
     assert before > 0 or age == 0.0
+
+
+async def test_two_replicas_batching_the_same_tokens_in_opposite_orders(
+    pstore: PaymentStore, store_settings: StoreSettings
+) -> None:
+    """Concurrent calls of one process share a statement (PostgreSQL, group commit); two
+    replicas' batches over the same tokens never deadlock, and each token has one winner.
+    An initialized payment's order id is written into the winner's answer and event."""
+    other = open_payment_store(store_settings)
+    await other.open()
+    try:
+        tokens = [tok() for _ in range(40)]
+        for t in tokens[::2]:
+            await pstore.record_initialized(t, f"order-{t[:6]}", due_at=time.time() + 60)
+
+        def marked(t: str) -> Outcome:
+            answer = json.dumps({"token": t, "order_id": ORDER_ID_MARK})
+            event = json.dumps({"event": t, "order_id": ORDER_ID_MARK})
+            return Outcome(t, CONFIRMED, "fp1", answer, event, "confirmation")
+
+        for _ in range(3):  # a few rounds: the batches meet in different ways
+            round_tokens = [tok() for _ in range(30)]
+            results = await asyncio.gather(
+                *(pstore.record_outcome(marked(t), f"a-{t}", 30) for t in round_tokens),
+                *(other.record_outcome(marked(t), f"b-{t}", 30) for t in reversed(round_tokens)),
+            )
+            for t in round_tokens:
+                mine = [r for r in results if r.row.token == t]
+                assert sorted(r.decision.value for r in mine) == ["recorded", "replay"]
+        results = await asyncio.gather(
+            *(pstore.record_outcome(marked(t), f"a-{t}", 30) for t in tokens),
+            *(other.record_outcome(marked(t), f"b-{t}", 30) for t in reversed(tokens)),
+        )
+        for t in tokens:
+            mine = [r for r in results if r.row.token == t]
+            assert sorted(r.decision.value for r in mine) == ["recorded", "replay"]
+            row = mine[0].row
+            order = f'"order-{t[:6]}"' if t in tokens[::2] else "null"
+            assert row.answer == json.dumps({"token": t, "order_id": None}).replace("null", order)
+            assert row.event is not None and row.event.endswith(f'"order_id": {order}}}')
+    finally:
+        await other.close()

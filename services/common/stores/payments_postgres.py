@@ -7,6 +7,7 @@ import time
 import asyncpg
 
 from services.common.stores.base import PostgresBacked
+from services.common.stores.batching import Batcher
 from services.common.stores.payments import (
     COLUMNS,
     INITIALIZED,
@@ -41,18 +42,29 @@ CREATE INDEX IF NOT EXISTS {TABLE}_due_at ON {TABLE} (due_at);
 CREATE INDEX IF NOT EXISTS {TABLE}_outbox ON {TABLE} (published, lease_expires);
 """
 
-# One statement: the database decides who records the outcome. The CTE's row is the
-# winner's; when nothing was inserted or moved forward, the existing row is read.
-RECORD = f"""
-WITH up AS (
+# One statement for a batch of outcomes (distinct tokens, services/common/stores/
+# batching.py): the database decides who records each. The rows are inserted in token
+# order, so two replicas' batches lock shared tokens in the same order (no deadlock). A
+# token still 'initialized' gets its order id written into the raw answer and event (the
+# inserted values already have null there). The CTE's rows are the winners'; for the other
+# tokens the existing row is read.
+RECORD_MANY = f"""
+WITH i AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::float8[], $8::text[], $9::float8[])
+        AS i(token, state, fingerprint, answer, event, owner, lease_expires, source, due_at)
+), up AS (
     INSERT INTO {TABLE} AS p (token, state, fingerprint, answer, event, published, owner,
                               lease_expires, source, created_at, updated_at, due_at)
-    VALUES ($1, $2, $3, replace($4, $11, 'null'), replace($5, $11, 'null'), FALSE, $6, $7,
-            $8, $9, $9, $10)
+    SELECT token, state, fingerprint, replace(answer, $11, 'null'), replace(event, $11, 'null'),
+           FALSE, owner, lease_expires, source, $10, $10, due_at
+      FROM i ORDER BY token
     ON CONFLICT (token) DO UPDATE
        SET state = excluded.state, fingerprint = excluded.fingerprint,
-           answer = replace($4, $11, COALESCE('"' || p.order_id || '"', 'null')),
-           event = replace($5, $11, COALESCE('"' || p.order_id || '"', 'null')),
+           answer = (SELECT replace(i.answer, $11, COALESCE('"' || p.order_id || '"', 'null'))
+                       FROM i WHERE i.token = excluded.token),
+           event = (SELECT replace(i.event, $11, COALESCE('"' || p.order_id || '"', 'null'))
+                      FROM i WHERE i.token = excluded.token),
            published = FALSE,
            owner = excluded.owner, lease_expires = excluded.lease_expires,
            source = excluded.source, updated_at = excluded.updated_at,
@@ -62,8 +74,18 @@ WITH up AS (
 )
 SELECT {COLUMNS} FROM up
 UNION ALL
-SELECT {COLUMNS} FROM {TABLE} WHERE token = $1 AND NOT EXISTS (SELECT 1 FROM up)
+SELECT {COLUMNS} FROM {TABLE}
+ WHERE token = ANY($1::text[]) AND token NOT IN (SELECT token FROM up)
 """
+Pending = tuple[Outcome, str, float]  # (outcome, owner, lease_s)
+
+
+def _one_bad(exc: Exception) -> bool:
+    """A batch's error that may come from one of its rows: retried row by row."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(
+        exc, asyncpg.PostgresConnectionError
+    )
+
 
 TAKE_UNPUBLISHED = f"""
 UPDATE {TABLE} SET owner = $1, lease_expires = $2
@@ -84,6 +106,7 @@ RETURNING {COLUMNS}
 
 class PostgresPaymentStore(PostgresBacked, PaymentStore):
     schema = SCHEMA
+    _batch: Batcher[Pending, PaymentRow | None] | None = None
 
     def _pool(self) -> asyncpg.Pool:
         return self.db.pool
@@ -102,22 +125,8 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
         )
 
     async def record_outcome(self, outcome: Outcome, owner: str, lease_s: float) -> Recorded:
-        now = time.time()
-        args = (
-            outcome.token,
-            outcome.state,
-            outcome.fingerprint,
-            outcome.answer,
-            outcome.event,
-            owner,
-            now + lease_s,
-            outcome.source,
-            now,
-            outcome.recheck_at,
-            ORDER_ID_JSON_MARK,
-        )
-        values = await self._pool().fetchrow(RECORD, *args)
-        row = None if values is None else row_from(values)
+        # Concurrent calls share one statement and one commit (group commit, batching.py).
+        row = await self._batcher().submit((outcome, owner, lease_s))
         if row is None or (row.owner != owner and row.state == INITIALIZED):
             # Not ours and not final: the SELECT half ran on this statement's snapshot,
             # which may hold the row as it was before a concurrent winner committed (still
@@ -127,6 +136,40 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
         if row is None:  # pragma: no cover - purged in between; start again
             return await self.record_outcome(outcome, owner, lease_s)
         return Recorded(decide(row, outcome, owner), row)
+
+    def _batcher(self) -> Batcher[Pending, PaymentRow | None]:
+        if self._batch is None:
+            self._batch = Batcher(self._record_many, key=lambda p: p[0].token, isolate=_one_bad)
+        return self._batch
+
+    async def _record_many(self, pending: list[Pending]) -> list[PaymentRow | None]:
+        """Each outcome's row after the statement (None: none seen), in the given order."""
+        now = time.time()
+        ordered = sorted(pending, key=lambda p: p[0].token)
+        columns: list[list[object]] = [[] for _ in range(9)]
+        for outcome, owner, lease_s in ordered:
+            values = (
+                outcome.token,
+                outcome.state,
+                outcome.fingerprint,
+                outcome.answer,
+                outcome.event,
+                owner,
+                now + lease_s,
+                outcome.source,
+                outcome.recheck_at,
+            )
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        records = await self._pool().fetch(RECORD_MANY, *columns, now, ORDER_ID_JSON_MARK)
+        rows = {r[0]: row_from(r) for r in records}
+        return [rows.get(outcome.token) for outcome, _, _ in pending]
+
+    async def close(self) -> None:
+        if self._batch is not None:
+            await self._batch.close()
+            self._batch = None
+        await super().close()
 
     async def mark_published_many(self, tokens: list[str], owner: str) -> int:
         if not tokens:
