@@ -1,43 +1,37 @@
-"""The `kopru` command: one entry point for operators, the demo and the services."""
+"""The `kopru` command: one entry point for operators, the demo and the services.
+
+`kopru run SERVICE` is how every service runs (the image's entrypoint, the Deployments,
+the demo, the bench): it starts the service straight away (services/cli/serve.py)
+without importing the command line (typer, click, the operator commands and what they
+import, ~2 MB of a service's resident memory). Anything else, `kopru run --help` and a
+service name kopru does not know included, goes through the typer app
+(services/cli/commands.py), also reachable as ``services.cli.app``.
+"""
 
 from __future__ import annotations
 
-import typer
-
-from services.cli.auth import auth_app
-from services.cli.broker import broker_command
-from services.cli.cert import cert_app
-from services.cli.config import config_app
-from services.cli.contracts import contracts_app
-from services.cli.demo import demo_command
-from services.cli.dlq import dlq_app
-from services.cli.mkk import mkk_app
-from services.cli.payment import payment_app
-from services.cli.report import report_app
-from services.cli.run import run_command
-from services.cli.sandbox import sandbox_app
-from services.cli.top import top_command
-
-app = typer.Typer(
-    name="kopru",
-    help="kopru: Kafka workers for MKK MKS Online, BKM Express and Moka.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.command("broker")(broker_command)
-app.command("run")(run_command)
-app.command("demo")(demo_command)
-app.command("top")(top_command)
-app.add_typer(config_app, name="config")
-app.add_typer(contracts_app, name="contracts")
-app.add_typer(dlq_app, name="dlq")
-app.add_typer(cert_app, name="cert")
-app.add_typer(mkk_app, name="mkk")
-app.add_typer(sandbox_app, name="sandbox")
-app.add_typer(report_app, name="report")
-app.add_typer(auth_app, name="auth")
-app.add_typer(payment_app, name="payment")
+import sys
+from typing import Any
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "run" and not args[1].startswith("-"):
+        from services.registry import SERVICES
+
+        if args[1] in SERVICES:
+            from services.cli.serve import serve
+
+            serve(args[1])
+            return
+    from services.cli.commands import app
+
     app()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `from services.cli import app`: the typer app, built on first use
+        from services.cli.commands import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
