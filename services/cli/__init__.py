@@ -23,12 +23,18 @@ from typing import Any
 NOT_IN_A_SERVICE = ("rich", "pygments")
 
 
+def keep_out_of_a_service() -> list[str]:
+    """Mark NOT_IN_A_SERVICE absent (before anything imports them); the names marked."""
+    absent = [name for name in NOT_IN_A_SERVICE if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None  # type: ignore[assignment]
+    return absent
+
+
 def main() -> None:
     args = sys.argv[1:]
     if len(args) == 2 and args[0] == "run" and not args[1].startswith("-"):
-        absent = [n for n in NOT_IN_A_SERVICE if n not in sys.modules]
-        for name in absent:
-            sys.modules[name] = None  # type: ignore[assignment]
+        absent = keep_out_of_a_service()
         from services.registry import SERVICES
 
         if args[1] in SERVICES:
