@@ -1,43 +1,57 @@
-"""The `kopru` command: one entry point for operators, the demo and the services."""
+"""The `kopru` command: one entry point for operators, the demo and the services.
+
+`kopru run SERVICE` is how every service runs (the image's entrypoint, the Deployments,
+the demo, the bench): it starts the service straight away (services/cli/serve.py)
+without importing the command line (typer, click, the operator commands and what they
+import, ~2 MB of a service's resident memory). Anything else, `kopru run --help` and a
+service name kopru does not know included, goes through the typer app
+(services/cli/commands.py), also reachable as ``services.cli.app``.
+
+A service process also keeps out two optional extras that libraries load only because
+they are installed (typer brings them): structlog's rich tracebacks (our logging renders
+plain tracebacks, services/common/observability/logging.py) and httpx's command-line
+client (rich, pygments, click). Marking them absent before any import (``None`` in
+``sys.modules``) makes both libraries take their own "not installed" branch: ~3.4 MB.
+"""
 
 from __future__ import annotations
 
-import typer
+import sys
+from typing import Any
 
-from services.cli.auth import auth_app
-from services.cli.broker import broker_command
-from services.cli.cert import cert_app
-from services.cli.config import config_app
-from services.cli.contracts import contracts_app
-from services.cli.demo import demo_command
-from services.cli.dlq import dlq_app
-from services.cli.mkk import mkk_app
-from services.cli.payment import payment_app
-from services.cli.report import report_app
-from services.cli.run import run_command
-from services.cli.sandbox import sandbox_app
-from services.cli.top import top_command
+# Optional extras a service never uses (see above); the typer commands still get them.
+NOT_IN_A_SERVICE = ("rich", "pygments")
 
-app = typer.Typer(
-    name="kopru",
-    help="kopru: Kafka workers for MKK MKS Online, BKM Express and Moka.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.command("broker")(broker_command)
-app.command("run")(run_command)
-app.command("demo")(demo_command)
-app.command("top")(top_command)
-app.add_typer(config_app, name="config")
-app.add_typer(contracts_app, name="contracts")
-app.add_typer(dlq_app, name="dlq")
-app.add_typer(cert_app, name="cert")
-app.add_typer(mkk_app, name="mkk")
-app.add_typer(sandbox_app, name="sandbox")
-app.add_typer(report_app, name="report")
-app.add_typer(auth_app, name="auth")
-app.add_typer(payment_app, name="payment")
+
+def keep_out_of_a_service() -> list[str]:
+    """Mark NOT_IN_A_SERVICE absent (before anything imports them); the names marked."""
+    absent = [name for name in NOT_IN_A_SERVICE if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None  # type: ignore[assignment]
+    return absent
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "run" and not args[1].startswith("-"):
+        absent = keep_out_of_a_service()
+        from services.registry import SERVICES
+
+        if args[1] in SERVICES:
+            from services.cli.serve import serve
+
+            serve(args[1])
+            return
+        for name in absent:  # not a service: the typer app tells, with rich
+            del sys.modules[name]
+    from services.cli.commands import app
+
     app()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `from services.cli import app`: the typer app, built on first use
+        from services.cli.commands import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

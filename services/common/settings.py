@@ -196,7 +196,7 @@ class SettingsError(SystemExit):
 
     A ``SystemExit``: raised while reading settings it ends a command with the message and
     no traceback; ``kopru run`` also catches it from a service's build and start hooks
-    (services/cli/run.py) and exits non-zero, never leaving a half-started process.
+    (services/cli/serve.py) and exits non-zero, never leaving a half-started process.
     """
 
     @classmethod

@@ -1,14 +1,18 @@
 """What every durable store has in common: settings, open (creating its schema), close,
 and a ping for /readyz. The SQL stores delegate all three to one shared adapter
-(`SqliteDb` or `PostgresDb`), which owns the connection handling."""
+(`SqliteDb` or `PostgresDb`), which owns the connection handling. Each adapter is
+imported by the store that uses it: a service on SQLite never loads asyncpg (~2 MB)."""
 
 from __future__ import annotations
 
 import abc
+from typing import TYPE_CHECKING
 
 from services.common.settings import StoreSettings
-from services.common.stores.postgres_db import PostgresDb
-from services.common.stores.sqlite_db import SqliteDb
+
+if TYPE_CHECKING:
+    from services.common.stores.postgres_db import PostgresDb
+    from services.common.stores.sqlite_db import SqliteDb
 
 
 class Store(abc.ABC):
@@ -30,7 +34,11 @@ class SqliteBacked(Store):
 
     schema: str
 
+    db: SqliteDb
+
     def __init__(self, settings: StoreSettings) -> None:
+        from services.common.stores.sqlite_db import SqliteDb
+
         super().__init__(settings)
         self.db = SqliteDb(settings.url, self.schema)
 
@@ -49,7 +57,11 @@ class PostgresBacked(Store):
 
     schema: str
 
+    db: PostgresDb
+
     def __init__(self, settings: StoreSettings) -> None:
+        from services.common.stores.postgres_db import PostgresDb
+
         super().__init__(settings)
         self.db = PostgresDb(settings.url, self.schema, pool_size=settings.pool_size)
 
