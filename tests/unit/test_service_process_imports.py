@@ -1,8 +1,7 @@
 """A service process (`kopru run SERVICE`) imports what it runs and nothing more: not the
 command line (typer, the operator commands), not the optional extras libraries load only
-because they are installed (rich, pygments), not the store driver it does not use, not
-a JOSE library for six RSA algorithms. Each module kept out is resident memory saved in
-every replica (issue #13)."""
+because they are installed (rich, pygments), not the store driver it does not use.
+Each module kept out is resident memory saved in every replica (issue #13)."""
 
 from __future__ import annotations
 
@@ -43,7 +42,6 @@ def test_a_service_process_keeps_out_the_cli_the_extras_and_the_unused_driver(
     assert {"services", "faststream", "aiokafka"} <= loaded  # the service itself is there
     assert not loaded & {"typer", "rich", "pygments", "shellingham"}, loaded
     assert not loaded & {"asyncpg", "aiosqlite"}, loaded  # opened on use, per the URL
-    assert "joserfc" not in loaded  # JWS straight on cryptography (signing/jws.py)
 
 
 def test_the_command_line_is_built_only_when_asked() -> None:

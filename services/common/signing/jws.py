@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwa import JWSAlgModel
+from joserfc.jwk import RSAKey
+from joserfc.jws import JWSRegistry
 from pydantic import BaseModel
 
 from services.common.signing.certs import load_private_key, load_public_key, read_passphrase
@@ -109,47 +110,8 @@ def _pinned_algorithms(algorithms: Iterable[str]) -> frozenset[str]:
     return algs
 
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "256": hashes.SHA256,
-    "384": hashes.SHA384,
-    "512": hashes.SHA512,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _RsaAlg:
-    """One JWS RSA algorithm (RFC 7518): RS* is RSASSA-PKCS1-v1_5 (§3.3), PS* is
-    RSASSA-PSS with MGF1 over the same hash and a salt as long as the hash (§3.5).
-    Straight on `cryptography` (a JOSE library would add ~1 MB to each process for
-    these six algorithms); the sandbox signs and checks with joserfc, and the tests
-    hold the two to each other."""
-
-    name: str
-
-    def _scheme(self) -> tuple[padding.AsymmetricPadding, hashes.HashAlgorithm]:
-        digest = _HASHES[self.name[2:]]()
-        if self.name.startswith("PS"):
-            pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
-            return pss, digest
-        return padding.PKCS1v15(), digest
-
-    def sign(self, data: bytes, key: rsa.RSAPrivateKey) -> bytes:
-        pad, digest = self._scheme()
-        return key.sign(data, pad, digest)
-
-    def verify(self, data: bytes, signature: bytes, key: rsa.RSAPublicKey) -> bool:
-        pad, digest = self._scheme()
-        try:
-            key.verify(signature, data, pad, digest)
-        except InvalidSignature:
-            return False
-        return True
-
-
-def _alg_model(name: str) -> _RsaAlg:
-    if name not in MKK_ALLOWED_ALGORITHMS or name[:2] not in ("RS", "PS"):
-        raise ValueError(f"algorithm {name!r} is not an RSA JWS algorithm allowed for MKK")
-    return _RsaAlg(name)
+def _alg_model(name: str) -> JWSAlgModel:
+    return JWSRegistry(algorithms=[name]).get_alg(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,15 +166,13 @@ def _check_header(header: dict[str, Any], allowed: frozenset[str]) -> str:
     return alg
 
 
-def _public_rsa(
-    key: rsa.RSAPublicKey | rsa.RSAPrivateKey | x509.Certificate,
-) -> rsa.RSAPublicKey:
+def _public_rsa(key: rsa.RSAPublicKey | rsa.RSAPrivateKey | x509.Certificate) -> RSAKey:
     public = key.public_key() if isinstance(key, x509.Certificate | rsa.RSAPrivateKey) else key
     if not isinstance(public, rsa.RSAPublicKey):
         raise JwsKeyError(f"MKK's key must be RSA, got {type(public).__name__}")
     if public.key_size < MIN_RSA_BITS:
         raise JwsKeyError(f"MKK's key is {public.key_size} bit, at least {MIN_RSA_BITS} needed")
-    return public
+    return RSAKey.import_key(public)
 
 
 class JwsVerifier:
@@ -279,7 +239,7 @@ class JwsSigner:
         if private_key.key_size < MIN_RSA_BITS:
             raise JwsKeyError(f"signing key is {private_key.key_size} bit, {MIN_RSA_BITS}+ needed")
         self.alg = alg
-        self._key = private_key
+        self._key = RSAKey.import_key(private_key)
         self._model = _alg_model(alg)
         header: dict[str, str] = {"alg": alg}
         if kid:  # off by default: §9.2 shows alg only
