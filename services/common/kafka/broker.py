@@ -61,7 +61,7 @@ def _security(settings: KafkaSettings) -> Any:
 
 
 def bootstrap_list(servers: str) -> list[str]:
-    """"h1:p1,h2:p2" as ["h1:p1", "h2:p2"]: FastStream wraps a string in a list as ONE
+    """`h1:p1,h2:p2` as ["h1:p1", "h2:p2"]: FastStream wraps a string in a list as ONE
     host, so a comma-separated bootstrap (every multi-node cluster) failed to resolve."""
     return [s.strip() for s in servers.split(",") if s.strip()]
 
