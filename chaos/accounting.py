@@ -144,9 +144,10 @@ def dead_lettered(
 
 def replay_figures(confirmations: Iterable[Any]) -> dict[str, int]:
     """From chaos.load.Confirmation objects: posts, replays, mismatching answers."""
-    posts = replays = replayed_tokens = mismatches = unanswered = refused = 0
+    posts = replays = replayed_tokens = mismatches = unanswered = refused = retried = 0
     for c in confirmations:
         posts += len(c.answers)
+        retried += sum(a.status is None or a.status >= 500 for a in c.answers)
         ok = c.ok
         replays += max(0, len(ok) - 1)
         replayed_tokens += c.replays > 0
@@ -155,6 +156,7 @@ def replay_figures(confirmations: Iterable[Any]) -> dict[str, int]:
         refused += c.refused
     return {
         "posts": posts,
+        "posts failed (no answer / 5xx), posted again": retried,
         "replayed answers": replays,
         "replayed confirmations": replayed_tokens,
         "replay mismatches": mismatches,

@@ -23,6 +23,7 @@ from aiokafka.partitioner import murmur2
 
 from chaos.load import new_producer, send_retrying
 from chaos.system import BIG_RECORD_BYTES, SERVICES, System
+from chaos.topics import group_members
 from schemas.events import (
     AUTH_TOKEN_REQUESTS,
     BKM_PAYMENT_REQUESTED,
@@ -140,9 +141,11 @@ async def rolling_restart(system: System) -> str:
 
 async def kill_one_replica_each(system: System, alone_s: float = 20.0) -> str:
     victims = [system.procs[f"{s}-b"] for s in SERVICES]
+    before = await group_members(system.bootstrap)
     for p in victims:
         p.kill()
     await asyncio.sleep(alone_s)  # the survivors take every partition
+    after = await group_members(system.bootstrap)
     for p in victims:
         p.start()
     import httpx
@@ -151,7 +154,8 @@ async def kill_one_replica_each(system: System, alone_s: float = 20.0) -> str:
         for p in victims:
             await p.wait_ready(client)
     names = ", ".join(p.name for p in victims)
-    return f"SIGKILL {names}; survivors alone {alone_s:.0f} s, then restarted"
+    members = f"{sum(before.values())} -> {sum(after.values())} in {len(after)} groups"
+    return f"SIGKILL {names}; group members {members}; {alone_s:.0f} s alone, restarted"
 
 
 async def whole_cluster_outage(system: System, outage_s: float) -> str:

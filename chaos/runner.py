@@ -105,6 +105,7 @@ async def chaos(opts: Options) -> int:
     system = System(root, db=f"kopru_chaos_{run_id}")
     rows: list[Row] = []
     rng = random.Random(opts.seed)
+    load: list[asyncio.Task[None]] = []
     try:
         say(f"chaos run {run_id}: state in {root}")
         await system.start()
@@ -117,7 +118,7 @@ async def chaos(opts: Options) -> int:
         assert system.bkm_keys is not None
         sent: list[str] = []
         loader = ConfirmationLoad(system.notifier_urls, system.bkm_keys.bkm_private, rng)
-        load = [
+        load += [
             asyncio.create_task(
                 publish_reports(system.bootstrap, requests[:-held_r], opts.load_s, sent)
             ),
@@ -161,6 +162,8 @@ async def chaos(opts: Options) -> int:
         say(verdict.last_line())
         return verdict.exit_code
     finally:
+        for task in load:
+            task.cancel()
         await asyncio.shield(_close(system))
 
 

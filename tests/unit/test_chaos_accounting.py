@@ -111,6 +111,7 @@ def test_replay_figures_compare_exact_bytes() -> None:
     assert fig["unanswered"] == 1
     assert fig["refused (4xx)"] == 1
     assert fig["posts"] == 7
+    assert fig["posts failed (no answer / 5xx), posted again"] == 2
 
 
 def test_passed_after_bad_needs_every_group_past_the_good_records() -> None:
