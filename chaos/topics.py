@@ -3,6 +3,7 @@ partition's high-water mark), and the committed offsets of every consumer group.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -103,17 +104,27 @@ async def high_water(
 
 
 async def group_members(bootstrap: str) -> dict[str, int]:
-    """Members of every consumer group now (empty when the answer cannot be read)."""
+    """Members of every consumer group now, asked group by group (a group whose answer
+    cannot be had after three tries is left out: a figure for the table, not a verdict)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
+    out: dict[str, int] = {}
     try:
-        ids = [g[0] for g in await admin.list_consumer_groups()]
-        out: dict[str, int] = {}
-        for resp in await admin.describe_consumer_groups(ids):
-            for g in resp.to_object().get("groups", []):
-                out[str(g.get("group"))] = len(g.get("members") or [])
+        await admin.start()
+        groups = [g[0] for g in await admin.list_consumer_groups()]
+    except Exception:
+        await admin.close()
         return out
-    except Exception:  # a raw protocol answer: a figure for the table, never a failure
-        return {}
+    try:
+        for gid in groups:
+            for _ in range(3):
+                try:
+                    (resp,) = await admin.describe_consumer_groups([gid])
+                except Exception:
+                    await asyncio.sleep(0.5)
+                    continue
+                for g in resp.to_object().get("groups", []):
+                    out[str(g.get("group"))] = len(g.get("members") or [])
+                break
+        return out
     finally:
         await admin.close()
