@@ -176,6 +176,7 @@ def _scan(run: Run, records: list[Record], rows: list[Row]) -> list[Hit]:
             "token key": sec.token_key,
             "zip key": sec.zip_key,
             "pos password": sec.pos_password,
+            "moka password": sec.moka_password,
         },
         zip_key=sec.zip_key,
         requests=[(r.member, r.request_id) for r in run.requests],

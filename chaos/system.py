@@ -26,6 +26,7 @@ from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
 from services.demo.flow_payments import (
     DEMO_POS_PASSWORD,
+    MOKA_DEMO_PASSWORD,
     bkm_sandbox_argv,
     cli,
     moka_sandbox_argv,
@@ -156,6 +157,7 @@ class Secrets:
     token_key: str
     zip_key: str
     pos_password: str
+    moka_password: str
     private_keys: list[Path]
 
 
@@ -328,6 +330,7 @@ class System:
             token_key=token_key,
             zip_key=zip_key,
             pos_password=DEMO_POS_PASSWORD,
+            moka_password=MOKA_DEMO_PASSWORD,
             private_keys=[
                 self.mkk_keys.member_key,
                 self.bkm_keys.merchant_private,

@@ -58,9 +58,12 @@ def test_clean_lines_have_no_hits(needles: Needles) -> None:
             "token": "000001123456789",
             "ref_id": "20250505123456789012",
             "file_name": "MKK_BALANCE_20261129102011123.zip",
-            "sha256": "ab4111111111111111cd" + "0" * 44,  # digits inside a hex digest
+            "sha256": "ab5500000000000004cd" + "0" * 44,  # digits inside a hex digest
             "files": [{"name": "x_5500000000000004", "rows": 300}],
             "stamp": 20261129102011123,
+            "event_id": "c0ffee00-1234-4abc-8def-694612345674",  # a UUID's digit-only group
+            "message_id": "3f1c-5500000000000004",  # digits of a dashed id
+            "ms": 1764411336644,
         }
     )
     assert kinds(line, needles) == {}
@@ -97,5 +100,5 @@ def test_logs_are_scanned_line_by_line(needles: Needles, tmp_path: Path) -> None
     log.write_text('{"event": "ok"}\n{"event": "oops", "pw": "Demo991!"}\n')
     hits: list[Hit] = []
     assert scan_logs([log, tmp_path / "missing.log"], needles, hits) == 2
-    assert [(h.kind, h.where) for h in hits] == [("mkk password", "svc.log:2")]
+    assert [(h.kind, h.where) for h in hits] == [("mkk password", "svc.log:2 (pw)")]
     assert "Demo991!" not in hits[0].sample  # the report never prints the secret
