@@ -110,7 +110,8 @@ def _topics(system: System) -> list[str]:
 async def kill_busiest_leader(system: System, down_s: float = 10.0) -> str:
     cluster = _cluster(system)
     busy_topics = [*INPUT_TOPICS, REPORTS_ROWS.name]
-    found = await offsets(system.kafka, busy_topics)  # type: ignore[arg-type]
+    assert system.kafka is not None
+    found = await offsets(system.kafka, busy_topics)
     weights = {(t, p): end for t, o in found.items() for p, end in o.end.items()}
     lead = await leaders(system.bootstrap, busy_topics)
     busiest = sorted(weights, key=lambda tp: -weights[tp])[:10]

@@ -85,14 +85,12 @@ async def _settle(system: System, timeout_s: float) -> tuple[dict[str, Any], flo
         await asyncio.sleep(5)
 
 
-async def _step(rows: list[Row], name: str, action: Callable[[], Awaitable[object]]) -> object:
+async def _step(rows: list[Row], name: str, action: Callable[[], Awaitable[str]]) -> None:
     say(f"fault: {name} ...")
     t0 = time.monotonic()
-    result = await action()
-    note = result if isinstance(result, str) else f"{len(result)} records"  # type: ignore[arg-type]
+    note = await action()
     rows.append(("faults", name, f"{note} [{time.monotonic() - t0:.0f} s]"))
     say(f"  {note}")
-    return result
 
 
 async def chaos(opts: Options) -> int:
@@ -133,9 +131,14 @@ async def chaos(opts: Options) -> int:
             "4 whole cluster down",
             lambda: faults.whole_cluster_outage(system, opts.outage_s),
         )
-        injected = await _step(
-            rows, "5 big + bad records", lambda: faults.inject_bad_records(system, run_id)
-        )
+        injected: list[faults.Injected] = []
+
+        async def inject() -> str:
+            injected.extend(await faults.inject_bad_records(system, run_id))
+            canaries = sum(i.kind == "canary" for i in injected)
+            return f"{len(injected) - canaries} bad records, then {canaries} good ones (canaries)"
+
+        await _step(rows, "5 big + bad records", inject)
         # Good records after the bad ones: the rest of the load.
         loader2 = ConfirmationLoad(system.notifier_urls, system.bkm_keys.bkm_private, rng)
         load += [
@@ -153,8 +156,7 @@ async def chaos(opts: Options) -> int:
 
         say("counting and scanning every topic ...")
         committed = await group_offsets(system.bootstrap)
-        inj: list[faults.Injected] = injected  # type: ignore[assignment]
-        run = Run(system, requests, confirmations, inj, stuck, committed)
+        run = Run(system, requests, confirmations, injected, stuck, committed)
         verdict = await measure(run, rows)
         rows.append(("system", "whole run", f"{time.monotonic() - started:.0f} s"))
         say("")
