@@ -26,6 +26,7 @@ from chaos.system import BIG_RECORD_BYTES, SERVICES, System
 from chaos.topics import group_members
 from schemas.events import (
     AUTH_TOKEN_REQUESTS,
+    AUTH_TOKENS,
     BKM_PAYMENT_REQUESTED,
     CATALOGUE,
     MOKA_APPLICATION_REQUESTED,
@@ -51,6 +52,9 @@ INPUT_TOPICS = tuple(
     if s.cleanup_policy == "delete"
     and any(c not in ("upstream", "downstream") for c in s.consumers)
 )
+# Read by every token cache without a consumer group (no commits, no DLQ): a bad record
+# there is logged and skipped; it must not stop the cache (the reports must still end).
+READER_TOPICS = (AUTH_TOKENS.name,)
 BAD_RECORDS: tuple[tuple[str, bytes], ...] = (
     ("1.3 MB", b'{"event_type": "' + b"x" * 1_300_000 + b'"}'),
     ("10 MB", b"\x00" * 10_000_000),
@@ -209,7 +213,7 @@ async def inject_bad_records(system: System, run: str) -> list[Injected]:
     out: list[Injected] = []
     good = canaries(run)
     try:
-        for topic in INPUT_TOPICS:
+        for topic in (*INPUT_TOPICS, *READER_TOPICS):
             for kind, value in BAD_RECORDS:
                 part, off = await send_retrying(
                     producer, topic, value, key=b"chaos-bad", partition=0

@@ -127,7 +127,8 @@ def _bad_records(
     run: Run, records: list[Record], terminal: list[dict[str, Any]], rows: list[Row]
 ) -> tuple[int, int]:
     """(bad records without a DLQ entry, partitions blocked by them); rows for each."""
-    bad = [i for i in run.injected if i.kind != "canary"]
+    _reader_topics(run, rows)
+    bad = [i for i in run.injected if i.kind != "canary" and i.topic in faults.INPUT_TOPICS]
     coords = [(i.topic, i.partition, i.offset) for i in bad]
     dlq_headers = [r.headers for r in records if r.topic.endswith(".dlq")]
     dead = dead_lettered(coords, dlq_headers)
@@ -165,6 +166,24 @@ def _bad_records(
         )
     )
     return len(bad) - len(dead), blocked
+
+
+def _reader_topics(run: Run, rows: list[Row]) -> None:
+    """Bad records on topics read without a group: skipped and logged by each reader."""
+    for topic in faults.READER_TOPICS:
+        n = sum(i.topic == topic and i.kind != "canary" for i in run.injected)
+        skipped = sum(
+            log.read_bytes().count(b"unreadable event on the token topic")
+            for log in run.system.service_logs()
+            if log.exists()
+        )
+        rows.append(
+            (
+                "bad records",
+                f"{topic} (no group, no DLQ)",
+                f"{n} bad records; token-cache warnings 'unreadable event': {skipped}",
+            )
+        )
 
 
 def _scan(run: Run, records: list[Record], rows: list[Row]) -> list[Hit]:

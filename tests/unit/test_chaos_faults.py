@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
-from chaos.faults import BAD_RECORDS, INPUT_TOPICS, canaries, canary_request_id
+from chaos.faults import BAD_RECORDS, INPUT_TOPICS, READER_TOPICS, canaries, canary_request_id
 from chaos.load import plan_confirmations, report_requests
 from schemas.events import REPORTS_REQUESTED, ReportRequested
 
@@ -29,6 +29,7 @@ def test_the_canary_report_lands_on_partition_zero() -> None:
     ev = canaries("abc")[REPORTS_REQUESTED.name]
     assert isinstance(ev, ReportRequested) and ev.request_id == rid
     assert set(canaries("abc")) <= set(INPUT_TOPICS)
+    assert not set(READER_TOPICS) & set(INPUT_TOPICS)
 
 
 def test_the_load_has_the_issue_sizes() -> None:
