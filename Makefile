@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install kafka demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench clean monitoring-tools rules-test \
+.PHONY: install kafka demo test test-unit test-integration test-e2e lint fmt contracts contracts-check bench chaos clean monitoring-tools rules-test \
         deploy-tools deploy-check image image-constraints
 
 install: $(STAMP)
@@ -118,6 +118,12 @@ image-constraints: $(STAMP)
 ## Benchmarks: each prints its figures and the ratio to its baseline.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## Kill and fault run on a 3-node Apache Kafka cluster, two replicas of every service on
+## PostgreSQL, 200 reports and 1,000 BKM confirmations (30% replays); one table and one
+## line; exit 0 only when nothing was lost, duplicated, stuck or leaked (~10-15 min).
+chaos: $(STAMP)
+	$(BIN)/python -m chaos
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("services", "schemas")
+PACKAGES = ("services", "schemas", "chaos")
 MAX_LINES = 400
 
 
@@ -107,6 +107,16 @@ def test_graph_sees_lazy_imports() -> None:
     # The store factory is the one place choosing an implementation.
     assert "services.common.stores.idempotency_sqlite" in graph["services.common.stores.factory"]
     assert "services.common.stores.factory" not in graph["services.common.stores.idempotency"]
+
+
+def test_services_and_schemas_never_import_the_chaos_run() -> None:
+    graph = _graph()
+    uses = {
+        m: sorted(t for t in deps if t.split(".")[0] == "chaos")
+        for m, deps in graph.items()
+        if m.split(".")[0] != "chaos"
+    }
+    assert {m: d for m, d in uses.items() if d} == {}
 
 
 def test_no_import_cycle_in_services_or_schemas() -> None:

@@ -60,9 +60,15 @@ def _security(settings: KafkaSettings) -> Any:
     return cls(username=user, password=password, use_ssl=use_ssl, ssl_context=ssl)
 
 
+def bootstrap_list(servers: str) -> list[str]:
+    """`h1:p1,h2:p2` as ["h1:p1", "h2:p2"]: FastStream wraps a string in a list as ONE
+    host, so a comma-separated bootstrap (every multi-node cluster) failed to resolve."""
+    return [s.strip() for s in servers.split(",") if s.strip()]
+
+
 def make_broker(settings: KafkaSettings, *, client_id: str, **kwargs: Any) -> KafkaBroker:
     return KafkaBroker(
-        settings.bootstrap_servers,
+        bootstrap_list(settings.bootstrap_servers),
         client_id=f"{settings.client_id}-{client_id}",
         acks="all",
         # Decided again at start (Service.start → capabilities.detect) when unset.

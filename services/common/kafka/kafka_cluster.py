@@ -56,12 +56,16 @@ class KafkaCluster:
         host: str = "127.0.0.1",
         heap: str = "384m",
         dist: KafkaDist | None = None,
+        broker_config: dict[str, str] | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self.host = host
         self.heap = heap
         self._dist = dist
+        # Added to (or overriding) every node's server.properties, e.g. the chaos run's
+        # message.max.bytes for records over 1 MB.
+        self.broker_config = dict(broker_config or {})
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="kopru-kafka-")).resolve()
         self.nodes: dict[int, KafkaNode] = {}
@@ -137,7 +141,8 @@ class KafkaCluster:
             if node.running:
                 continue
             props = node.dir / "server.properties"
-            write_properties(props, node_config(node, self.voters, len(self.nodes), self.host))
+            cfg = node_config(node, self.voters, len(self.nodes), self.host)
+            write_properties(props, cfg | self.broker_config)
             cmd = self.dist.java("kafka.Kafka", str(props), heap=self.heap, dump_cds=dump_cds)
             node.log = (node.dir / "server.log").open("ab")
             node.proc = subprocess.Popen(

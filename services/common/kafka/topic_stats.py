@@ -52,6 +52,17 @@ def _probe(settings: KafkaSettings, group: str | None = None) -> AIOKafkaConsume
     )
 
 
+async def _start(consumer: AIOKafkaConsumer) -> None:
+    """Start a probe; one that cannot start (the cluster is down) is closed at once, not
+    left for the garbage collector ("Unclosed AIOKafkaConsumer" every DLQ-depth sample
+    of a broker outage, with its connections)."""
+    try:
+        await consumer.start()
+    except BaseException:
+        await stop_quietly(consumer.stop())
+        raise
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
     await consumer._client.force_metadata_update()
     return [
@@ -64,7 +75,7 @@ async def offsets(
 ) -> dict[str, TopicOffsets]:
     """Log start and high-water mark of every partition of `topics` (those that exist)."""
     consumer = _probe(settings)
-    await consumer.start()
+    await _start(consumer)
     try:
         tps = await _partitions(consumer, topics)
         if not tps:
@@ -102,7 +113,7 @@ async def newest(
     if not last:
         return {}
     consumer = _probe(settings)
-    await consumer.start()
+    await _start(consumer)
     try:
         consumer.assign(list(last))
         for tp, offset in last.items():
@@ -134,7 +145,7 @@ async def committed(
     it never committed counts from the log start); None where the group never committed
     on any partition of the topic (a reader without commits, like the token cache)."""
     consumer = _probe(settings, group)
-    await consumer.start()
+    await _start(consumer)
     try:
         lag: dict[str, int | None] = {}
         for t, o in found.items():
