@@ -5,10 +5,12 @@ A confirmation's answer waits only for its outcome and event to be durable in th
 unpublished rows (every replica's relay competes for them: ``take_unpublished`` leases
 them in one statement, FOR UPDATE SKIP LOCKED on PostgreSQL), publishes their stored
 events concurrently (the producer batches them per partition), and marks the published
-ones in one statement. A row whose publish failed keeps its lease until it expires and is
-taken again; a crash between publish and mark publishes the same event (same event_id)
-again, which downstream dedupes on. Without a wake it still runs every ``interval_s``:
-rows left by a crashed replica are published by the others.
+ones in one statement. While its publishes wait (a leader election, a cluster outage),
+the relay renews its lease every third of ``lease_s``, so no other relay takes the rows
+over and publishes them a second time. A row whose publish failed keeps its lease until
+it expires and is taken again; only a crash between publish and mark publishes the same
+event (same event_id) again, which downstream dedupes on. Without a wake it still runs
+every ``interval_s``: rows left by a crashed replica are published by the others.
 """
 
 from __future__ import annotations
@@ -79,7 +81,13 @@ class OutboxRelay:
             rows = await self.store.take_unpublished(owner, self.lease_s, self.batch)
             if not rows:
                 return total
-            sent = await self._publish_all(rows)
+            renewing = asyncio.create_task(self._renew(owner), name="outbox-lease")
+            try:
+                sent = await self._publish_all(rows)
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
             done = [row.token for row, ok in zip(rows, sent, strict=True) if ok]
             marked = await self.store.mark_published_many(done, owner)
             if marked < len(done):
@@ -90,6 +98,15 @@ class OutboxRelay:
             total += marked
             if len(rows) < self.batch or len(done) < len(rows):
                 return total
+
+    async def _renew(self, owner: str) -> None:
+        """Keep this batch's lease while its publishes are in flight."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.store.renew_leases(owner, self.lease_s)
+            except Exception as exc:  # the store is away: the lease may lapse, as before
+                log.warning("outbox lease renewal failed", error=str(exc))
 
     async def _publish_all(self, rows: list[PaymentRow]) -> list[bool]:
         """Publish concurrently (the producer batches), started ``SLICE`` at a time with

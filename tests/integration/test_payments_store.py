@@ -119,6 +119,17 @@ async def test_publish_marks_and_expired_lease_is_taken_over(pstore: PaymentStor
     assert await pstore.mark_published(crashed, "relay")
 
 
+async def test_a_renewed_lease_is_not_taken_over(pstore: PaymentStore) -> None:
+    slow = tok()
+    await pstore.record_outcome(outcome(slow), "relay-a", 0.2)
+    for _ in range(3):  # three lease lengths, renewed each time before it runs out
+        await asyncio.sleep(0.1)
+        assert await pstore.renew_leases("relay-a", 0.2) == 1
+        assert [r for r in await pstore.take_unpublished("relay-b", 30) if r.token == slow] == []
+    assert await pstore.mark_published(slow, "relay-a")
+    assert await pstore.renew_leases("relay-a", 0.2) == 0  # published rows are no one's
+
+
 async def test_due_reconciliations_are_taken_once_and_rescheduled(pstore: PaymentStore) -> None:
     due, later = tok(), tok()
     await pstore.record_initialized(due, "o-due", due_at=time.time() - 1)

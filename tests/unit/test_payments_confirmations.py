@@ -233,3 +233,35 @@ async def test_publish_failure_still_answers_and_the_relay_publishes_the_same_ev
     row = await store.get("tok-down")
     assert row is not None and row.published
     assert await store.take_unpublished("relay-2", 30) == []
+
+
+async def test_a_publish_that_outlasts_the_lease_keeps_it_and_is_never_published_twice(
+    bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    """A leader election or cluster outage holds a publish for longer than the lease
+    (the chaos run's 'leases taken over before marking', then the same event twice): the
+    waiting relay renews its lease, so a second replica's relay finds nothing to take."""
+    release = asyncio.Event()
+
+    class Slow(Recorder):
+        async def __call__(self, event: Event) -> None:
+            await release.wait()  # the broker elects a leader meanwhile
+            self.events.append(event)
+
+    deps = ConfirmationDeps(
+        verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=Recorder(), lease_s=0.0
+    )
+    reply = await handle_return(fields(bkm_key, "tok-slow"), "confirmation", deps)
+    assert reply.status == 200
+    slow = Slow()
+    waiting = asyncio.create_task(OutboxRelay(store, slow, lease_s=0.3).drain())
+    other = Recorder()
+    for _ in range(6):  # 1.2 s: four lease lengths
+        await asyncio.sleep(0.2)
+        assert await OutboxRelay(store, other, lease_s=0.3).drain() == 0
+    release.set()
+    assert await waiting == 1
+    assert [e.event_id for e in slow.events] == [outcome_event_id("tok-slow")]
+    assert other.events == []
+    row = await store.get("tok-slow")
+    assert row is not None and row.published

@@ -140,6 +140,11 @@ class PaymentStore(Store):
         return await self.mark_published_many([token], owner) == 1
 
     @abc.abstractmethod
+    async def renew_leases(self, owner: str, lease_s: float) -> int:
+        """Push the lease of this owner's unpublished rows ``lease_s`` on (a publish that
+        waits out a leader election or a cluster outage keeps its rows); how many."""
+
+    @abc.abstractmethod
     async def take_unpublished(
         self, owner: str, lease_s: float, limit: int = 100
     ) -> list[PaymentRow]:

@@ -183,6 +183,14 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
         )
         return int(status.split()[-1])
 
+    async def renew_leases(self, owner: str, lease_s: float) -> int:
+        status = await self._pool().execute(
+            f"UPDATE {TABLE} SET lease_expires=$1 WHERE owner=$2 AND NOT published",
+            time.time() + lease_s,
+            owner,
+        )
+        return int(status.split()[-1])
+
     async def take_unpublished(
         self, owner: str, lease_s: float, limit: int = 100
     ) -> list[PaymentRow]:

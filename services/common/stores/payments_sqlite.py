@@ -114,6 +114,12 @@ class SqlitePaymentStore(SqliteBacked, PaymentStore):
             (time.time(), *tokens, owner),
         )
 
+    async def renew_leases(self, owner: str, lease_s: float) -> int:
+        return await self._write(
+            f"UPDATE {TABLE} SET lease_expires=? WHERE owner=? AND published=0",
+            (time.time() + lease_s, owner),
+        )
+
     async def take_unpublished(
         self, owner: str, lease_s: float, limit: int = 100
     ) -> list[PaymentRow]:
