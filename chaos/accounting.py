@@ -4,8 +4,9 @@ groups' committed offsets. Plain functions on plain data (unit-tested).
 - lost: a report request without a terminal event (ReportCompleted / ReportFailed), a
   confirmation without its event on payments.bkm.confirmations;
 - duplicate events: more than one *distinct* event (event_id) ending a request or
-  confirming a token. The same event delivered twice (same event_id: a crash between
-  publish and commit) is a copy, counted apart: downstream dedupes on the id;
+  confirming a token, plus copies: the same event (same event_id) on the topic again,
+  e.g. after a crash between publish and commit. The table shows copies apart
+  (downstream would drop them by their id); the last line counts both;
 - duplicate submissions: MKK accepted more balance-reports than one per request;
 - stuck partitions: a group's partition with records past its committed offset after
   the settle period.

@@ -115,7 +115,9 @@ async def measure(run: Run, rows: list[Row]) -> Verdict:
         confirmations=len(run.confirmations),
         lost=rep.lost + conf.lost,
         duplicate_submissions=dup_sub,
-        duplicate_events=rep.duplicates + conf.duplicates,
+        # Strict: a copy (the same event_id published again) counts too, though
+        # downstream would drop it by its id.
+        duplicate_events=rep.duplicates + conf.duplicates + rep.copies + conf.copies,
         stuck_partitions=n_stuck + blocked,
         secrets=len(hits),
         replay_mismatches=replays["replay mismatches"],
