@@ -31,7 +31,7 @@ from services.auth_token.attempts import AttemptLog, password_fingerprint
 from services.auth_token.metrics import AUTH_BLOCKED, AUTH_CALLS, PASSWORD_DAYS_LEFT
 from services.common.errors import RetryLater
 from services.common.mkk.client import AuthResult
-from services.common.mkk.outcome import MkkTransportError
+from services.common.mkk.outcome import MkkNotSent, MkkTransportError
 from services.common.mkk.sender_reference import new_sender_reference
 from services.common.mkk.settings import MkkCredentials
 from services.common.mkk.token_cache import CachedToken, TokenCache
@@ -139,6 +139,10 @@ class Keeper:
         AUTH_CALLS.labels(self.member, self.sender).inc()
         try:
             result = await self.auth(req)
+        except MkkNotSent as exc:  # never reached MKK: no password was checked (FAQ 15)
+            await self.attempts.not_checked(self.member, self.sender)
+            log.warning("mkk unreachable; auth not sent", member=self.member, error=str(exc))
+            raise RetryLater(f"auth: {exc}", self.retry_s) from None
         except MkkTransportError as exc:
             log.warning("auth outcome unknown", member=self.member, error=str(exc))
             raise RetryLater(f"auth: {exc}", self.retry_s) from None

@@ -50,7 +50,7 @@ from schemas.mkk import BalanceReportRequest, RequestHeader, istanbul_today
 from services.common.errors import InvalidMessage, RetryLater
 from services.common.kafka.retry_tiers import Backoff
 from services.common.mkk.hours import seconds_until_open
-from services.common.mkk.outcome import MkkOutcome, MkkTransportError
+from services.common.mkk.outcome import MkkNotSent, MkkOutcome, MkkTransportError
 from services.common.mkk.sender_reference import new_sender_reference
 from services.common.mkk.token_cache import (
     UNKNOWN_USER,
@@ -168,6 +168,11 @@ async def handle_requested(event: ReportRequested, attempt: int, deps: Requester
             rec["phase"] = "reserved"
             await deps.state.put(SCOPE, key, rec)
             outcome = await deps.send(req, token.token)
+    except MkkNotSent as exc:
+        # No connection was made: the reference did not reach MKS, send it again as is.
+        rec["phase"] = "reusable"
+        await deps.state.put(SCOPE, key, rec)
+        raise RetryLater(f"balance-report not sent, MKK unreachable: {exc}") from None
     except MkkTransportError as exc:
         # Unknown outcome: the phase stays "reserved", the same reference goes next time.
         raise RetryLater(f"balance-report outcome unknown: {exc}") from None

@@ -19,7 +19,7 @@ from services.auth_token.attempts import AttemptLog
 from services.auth_token.keeper import Keeper
 from services.common.errors import RetryLater
 from services.common.mkk.client import AuthResult
-from services.common.mkk.outcome import MkkOutcome, MkkTransportError
+from services.common.mkk.outcome import MkkNotSent, MkkOutcome, MkkTransportError
 from services.common.mkk.settings import MkkCredentials
 from services.common.mkk.token_cache import TokenCache
 from services.common.mkk.token_crypto import TokenCipher
@@ -40,8 +40,12 @@ class FakeMkk:
         self.password = password
         self.calls: list[str] = []
         self.fail_transport = 0
+        self.unreachable = 0
 
     async def auth(self, req: AuthRequest) -> AuthResult:
+        if self.unreachable:  # connection refused: nothing reaches MKK
+            self.unreachable -= 1
+            raise MkkNotSent("auth: ConnectError")
         self.calls.append(req.request_header.sender_reference)
         if self.fail_transport:
             self.fail_transport -= 1
@@ -109,6 +113,22 @@ async def test_crash_loop_cannot_burn_three_tries(tmp_path: Path) -> None:
         with contextlib.suppress(RetryLater):
             await k.ensure("missing")
     assert len(mkk.calls) == 2  # below MKK's three
+
+
+async def test_mkk_unreachable_at_start_never_counts_as_a_try(tmp_path: Path) -> None:
+    """MKK (or the network to it) down when auth-token starts: connections refused many
+    times over. No password was checked, so nothing counts toward FAQ 15's three tries
+    and the token comes as soon as MKK answers (the chaos run: blocked with
+    KOPRU_AUTH_UNCONFIRMED after two refused connections, every report waiting)."""
+    (tmp_path / "pw").write_text("Demo991!")
+    mkk, store, published = FakeMkk("Demo991!"), MemoryStateStore(), []
+    mkk.unreachable = 5
+    k = _keeper(tmp_path, mkk, store, published)
+    for _ in range(5):
+        with pytest.raises(RetryLater):
+            await k.ensure("missing")
+    assert await k.ensure("missing") == "issued"
+    assert len(mkk.calls) == 1
 
 
 async def test_token_is_published_encrypted_and_renewed_at_50_minutes(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from schemas.mkk import (
     RequestHeader,
 )
 from services.common.mkk.client import MkkClient
-from services.common.mkk.outcome import MkkUnverifiedAnswer
+from services.common.mkk.outcome import MkkNotSent, MkkTransportError, MkkUnverifiedAnswer
 from services.common.mkk.settings import MkkApiSettings
 from services.common.signing.jws import JwsSigner, JwsVerifier, verifier_from_settings
 from services.common.signing.settings import MkkSigningSettings
@@ -218,3 +218,33 @@ async def test_answers_signed_none_or_hmac_refused_with_default_settings(
             )
     finally:
         await client.close()
+
+
+async def test_a_connection_never_made_is_told_apart_from_a_lost_answer(tmp_path: Path) -> None:
+    """Refused connection -> MkkNotSent (nothing reached MKS); a cut after sending stays a
+    plain MkkTransportError (outcome unknown)."""
+    keys = ensure_demo_keys(tmp_path / "state")
+
+    def client(exc: Exception) -> MkkClient:
+        def fail(request: httpx.Request) -> httpx.Response:
+            raise exc
+
+        return MkkClient(
+            MkkApiSettings(base_url="http://mkk.test"),
+            JwsSigner(load_private_key(keys.member_key)),
+            JwsVerifier(load_certificate(keys.mkk_certificate)),
+            transport=httpx.MockTransport(fail),
+        )
+
+    req = AuthRequest(request_header=head("a-9"), username="TIB991", password=SecretStr("Demo991!"))
+    refused = client(httpx.ConnectError("[Errno 111] Connection refused"))
+    await refused.start()
+    with pytest.raises(MkkNotSent):
+        await refused.auth(req)
+    await refused.close()
+    cut = client(httpx.ReadError("connection reset by peer"))
+    await cut.start()
+    with pytest.raises(MkkTransportError) as lost:
+        await cut.auth(req)
+    assert not isinstance(lost.value, MkkNotSent)
+    await cut.close()

@@ -11,7 +11,7 @@ import pytest
 from schemas.events import ReportFailed, ReportRequested, ReportSubmitted
 from schemas.mkk import BalanceReportRequest
 from services.common.errors import InvalidMessage, RetryLater
-from services.common.mkk.outcome import MkkOutcome, MkkTransportError
+from services.common.mkk.outcome import MkkNotSent, MkkOutcome, MkkTransportError
 from services.common.mkk.token_cache import CachedToken
 from services.common.stores.state import MemoryStateStore
 from services.report_requester.handler import AMBIGUOUS, RequesterDeps, handle_requested
@@ -128,6 +128,19 @@ async def test_crash_window_resends_same_reference_and_rp045_is_ambiguous_not_a_
     [failed] = f.published
     assert isinstance(failed, ReportFailed) and failed.code == AMBIGUOUS
     assert f.sent[0][0] in failed.description
+
+
+async def test_mkk_unreachable_is_not_an_unknown_outcome() -> None:
+    """A refused connection sent nothing: the same reference goes again, and an RP045 for
+    it later is MKK's plain answer, not KOPRU_AMBIGUOUS."""
+    f = Fake([MkkNotSent("ConnectError"), MkkNotSent("ConnectError"), code("RP045")])
+    for attempt in (0, 1):
+        with pytest.raises(RetryLater):
+            await handle_requested(req(), attempt, f.deps())
+    await handle_requested(req(), 2, f.deps())
+    assert f.sent[0][0] == f.sent[1][0] == f.sent[2][0]
+    [failed] = f.published
+    assert isinstance(failed, ReportFailed) and failed.code == "RP045"
 
 
 async def test_process_killed_after_reserving_resends_the_reserved_reference() -> None:

@@ -39,10 +39,18 @@ from schemas.mkk import (
     WireRequest,
 )
 from services.common.mkk.call_metrics import counted, timed
-from services.common.mkk.outcome import MkkOutcome, MkkTransportError, MkkUnverifiedAnswer
+from services.common.mkk.outcome import (
+    MkkNotSent,
+    MkkOutcome,
+    MkkTransportError,
+    MkkUnverifiedAnswer,
+)
 from services.common.mkk.settings import MkkApiSettings
 from services.common.observability.logging import get_logger
 from services.common.signing.jws import JwsError, JwsSigner, JwsVerifier
+
+# No connection was made: the request did not leave (httpx raises these before sending).
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
 log = get_logger(__name__)
 
@@ -110,6 +118,8 @@ class MkkClient:
                     content=req.to_wire_json(),
                     headers={"Content-Type": "application/json"},
                 )
+            except NOT_SENT as exc:
+                raise MkkNotSent(f"auth: {type(exc).__name__}") from None
             except httpx.HTTPError as exc:
                 raise MkkTransportError(f"auth: {type(exc).__name__}") from None
         ref = req.request_header.sender_reference
@@ -171,6 +181,8 @@ class MkkClient:
                 resp = await self._client().post(
                     path, content=body, headers=self._headers(token, member)
                 )
+            except NOT_SENT as exc:
+                raise MkkNotSent(f"{path}: {type(exc).__name__}") from None
             except httpx.HTTPError as exc:
                 raise MkkTransportError(f"{path}: {type(exc).__name__}") from None
         payload = self._verify(resp.content)

@@ -61,5 +61,11 @@ class MkkTransportError(Exception):
     call is UNKNOWN. The message may or may not have reached MKS."""
 
 
+class MkkNotSent(MkkTransportError):
+    """The connection to MKK was never made (refused, unreachable, DNS, connect timeout):
+    not one byte of the request left, so it certainly did not reach MKS and no password
+    was checked. Safe to send again as it was."""
+
+
 class MkkUnverifiedAnswer(MkkTransportError):
     """An answer whose signature did not verify: never acted on (§3)."""
