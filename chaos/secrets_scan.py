@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.mkk.zip_password import zip_password
+from services.common.observability.card_data import luhn_valid
 from services.sandbox.bkm.messages import TEST_EXPIRY, TEST_HOLDER, TEST_PAN
 
 JWT_RE = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
@@ -34,18 +35,6 @@ PAN_RE = re.compile(
 IIN_RE = re.compile(rb"^(?:4|5[1-5]|2[2-7]|3[47]|6|9792)")
 CVC_RE = re.compile(rb"(?i)\"?(cvc|cvv|cvv2|cvc2)\"?\s*[:=]\s*\"?[0-9]{3,4}")
 PEM_HEADER_RE = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
-
-
-def luhn(digits: bytes) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ch - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
 
 
 def pem_lines(path: Path) -> list[bytes]:
@@ -101,7 +90,7 @@ def scan(data: bytes, where: str, needles: Needles, hits: list[Hit]) -> None:
             hits.append(Hit(kind, where + _field(data, m.start()), _mask(m.group(0))))
     for m in PAN_RE.finditer(data):
         digits = m.group(0).replace(b" ", b"").replace(b"-", b"")
-        if IIN_RE.match(digits) and luhn(digits):
+        if IIN_RE.match(digits) and luhn_valid(digits.decode()):
             hits.append(Hit("card number", where + _field(data, m.start()), _mask(m.group(0))))
 
 

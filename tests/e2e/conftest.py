@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -168,6 +169,21 @@ class Watcher:
         return out
 
 
+REPORT_TOPICS = [
+    REPORTS_COMPLETED.name,
+    REPORTS_FAILED.name,
+    REPORTS_ROWS.name,
+    REPORTS_SUBMITTED.name,
+]
+
+
+async def watch_reports(bootstrap: str) -> Watcher:
+    """A started Watcher of the report topics (submitted, rows, completed, failed)."""
+    watcher = Watcher(bootstrap, REPORT_TOPICS)
+    await watcher.start()
+    return watcher
+
+
 @dataclass
 class ReportSystem:
     bootstrap: str
@@ -322,11 +338,18 @@ async def report_system(
         engine=report_broker.engine,
     )
     system.admin("/_sandbox/settings", "PUT", {"report_lock": "off"})
-    system.watcher = Watcher(
-        report_broker.bootstrap_servers,
-        [REPORTS_COMPLETED.name, REPORTS_FAILED.name, REPORTS_ROWS.name, REPORTS_SUBMITTED.name],
-    )
-    await system.watcher.start()
+    system.watcher = await watch_reports(report_broker.bootstrap_servers)
     yield system
     await system.stop()
     await system.watcher.stop()
+
+
+async def run_kopru(system: ReportSystem, *args: str) -> tuple[int, str]:
+    """`kopru ARGS` as the operator runs it, against this system: (exit code, output)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", *args,
+        cwd=ROOT, env={**os.environ, **system.env()},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 90)
+    return proc.returncode or 0, out.decode()

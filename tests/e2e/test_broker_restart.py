@@ -18,9 +18,6 @@ import time
 import pytest
 
 from schemas.events import (
-    REPORTS_COMPLETED,
-    REPORTS_FAILED,
-    REPORTS_ROWS,
     REPORTS_SUBMITTED,
     ReportCompleted,
 )
@@ -29,7 +26,7 @@ from services.common.kafka.topic_admin import create_topics, plan
 from services.common.settings import KafkaSettings
 from tests.broker_pool import Broker, kill_broker, restart_empty
 from tests.conftest import broker_settings
-from tests.e2e.conftest import ReportSystem, Watcher, report_request
+from tests.e2e.conftest import ReportSystem, report_request, watch_reports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engines("tansu", "kafka")]
 
@@ -68,11 +65,7 @@ async def test_broker_restart_is_ridden_out_and_token_requests_are_answered(
     await wait_for_leaders(report_broker.bootstrap_servers, [t.name for t in plan(default_tiers)])
     with contextlib.suppress(Exception):  # its reader saw the broker die
         await report_system.watcher.stop()
-    report_system.watcher = Watcher(
-        report_broker.bootstrap_servers,
-        [REPORTS_COMPLETED.name, REPORTS_FAILED.name, REPORTS_ROWS.name, REPORTS_SUBMITTED.name],
-    )
-    await report_system.watcher.start()
+    report_system.watcher = await watch_reports(report_broker.bootstrap_servers)
 
     # A status-poller restarted after the broker: its token cache starts empty.
     poller = next(s for s in report_system.services if s.name == "status-poller")

@@ -7,9 +7,7 @@ a new senderReference, both as real `kopru report` commands, each run twice."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,15 +20,12 @@ from services.common.kafka.local_broker import LocalBroker
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
 from tests.e2e.conftest import (
-    REPORTS_COMPLETED,
-    REPORTS_FAILED,
-    REPORTS_ROWS,
-    ROOT,
     ReportSystem,
-    Watcher,
     report_request,
+    run_kopru,
     start_sandbox,
     stop_process,
+    watch_reports,
 )
 
 pytestmark = pytest.mark.e2e
@@ -68,11 +63,7 @@ async def two_user_system(
         keys=keys,
         overrides={"mkk_users": {"TIB992": {"member": "TIB", "password_file": str(pw992)}}},
     )
-    system.watcher = Watcher(
-        report_broker.bootstrap_servers,
-        [REPORTS_COMPLETED.name, REPORTS_FAILED.name, REPORTS_ROWS.name, REPORTS_SUBMITTED.name],
-    )
-    await system.watcher.start()
+    system.watcher = await watch_reports(report_broker.bootstrap_servers)
     yield system
     await system.stop()
     await system.watcher.stop()
@@ -110,16 +101,6 @@ async def test_two_mkk_users_of_one_member_each_with_its_own_token(
     assert all(c["token_user"] == c["sender"] for c in calls), calls
 
 
-async def _kopru(system: ReportSystem, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args,
-        cwd=ROOT, env={**os.environ, **system.env()},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 90)
-    return proc.returncode or 0, out.decode()
-
-
 async def _wait_for(check: object, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():  # type: ignore[operator]
@@ -154,7 +135,7 @@ async def test_ambiguous_requests_resolved_and_retried_by_the_operator(
         found = re.search(r"senderReference (\S+)", failed.description)
         assert found is not None
         refs[r.request_id] = found.group(1)
-    code, out = await _kopru(system, "report", "status", resolved.request_id)
+    code, out = await run_kopru(system, "report", "status", resolved.request_id)
     assert "request: ReportFailed KOPRU_AMBIGUOUS" in out and "kopru report resolve" in out, out
     # The operator asks MKK about the reference and learns the refId (the sandbox's record).
     [ref_id] = {
@@ -164,11 +145,11 @@ async def test_ambiguous_requests_resolved_and_retried_by_the_operator(
     }
     for _ in range(2):  # twice = once
         results = await asyncio.gather(
-            _kopru(system, "report", "resolve", resolved.request_id, "--ref-id", ref_id),
-            _kopru(system, "report", "retry", retried.request_id),
+            run_kopru(system, "report", "resolve", resolved.request_id, "--ref-id", ref_id),
+            run_kopru(system, "report", "retry", retried.request_id),
         )
         assert all(code == 0 for code, _ in results), results
-    code, out = await _kopru(system, "report", "resolve", resolved.request_id, "--ref-id", "X1")
+    code, out = await run_kopru(system, "report", "resolve", resolved.request_id, "--ref-id", "X1")
     assert code != 0 and "already submitted" in out
 
     def completed(rid: str) -> list[ReportCompleted]:
@@ -195,8 +176,8 @@ async def test_ambiguous_requests_resolved_and_retried_by_the_operator(
     assert len(accepted) == 1  # the retry ran twice, MKK was asked once
     # The resolved request made no new report at MKK: its refId is the first one.
     assert sum(c["ref_id"] is not None for c in system.mkk_requests("balance-report")) == 3
-    code, out = await _kopru(system, "report", "status", resolved.request_id)
+    code, out = await run_kopru(system, "report", "status", resolved.request_id)
     assert code == 0 and f"resolved by operator with refId {ref_id}" in out, out
     assert "content: ReportCompleted" in out
-    code, out = await _kopru(system, "report", "status", retried.request_id)
+    code, out = await run_kopru(system, "report", "status", retried.request_id)
     assert code == 0 and "retried by operator as generation 1" in out, out

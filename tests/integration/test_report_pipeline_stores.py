@@ -12,9 +12,6 @@ from pathlib import Path
 import pytest
 
 from schemas.events import (
-    REPORTS_COMPLETED,
-    REPORTS_FAILED,
-    REPORTS_ROWS,
     REPORTS_SUBMITTED,
     ReportCompleted,
 )
@@ -25,7 +22,13 @@ from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
 from tests.broker_pool import Broker
 from tests.conftest import broker_settings
-from tests.e2e.conftest import ReportSystem, Watcher, report_request, start_sandbox, stop_process
+from tests.e2e.conftest import (
+    ReportSystem,
+    report_request,
+    start_sandbox,
+    stop_process,
+    watch_reports,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +49,7 @@ async def system(
         keys=ensure_demo_keys(tmp_path / "sandbox"), engine=fresh_broker.engine,
     )  # fmt: skip
     sysm.admin("/_sandbox/settings", "PUT", {"report_lock": "off"})
-    sysm.watcher = Watcher(
-        fresh_broker.bootstrap_servers,
-        [REPORTS_COMPLETED.name, REPORTS_FAILED.name, REPORTS_ROWS.name, REPORTS_SUBMITTED.name],
-    )
-    await sysm.watcher.start()
+    sysm.watcher = await watch_reports(fresh_broker.bootstrap_servers)
     yield sysm
     await sysm.stop()
     await sysm.watcher.stop()

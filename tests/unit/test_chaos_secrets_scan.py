@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.secrets_scan import Hit, Needles, luhn, scan, scan_logs, summary
+from chaos.secrets_scan import Hit, Needles, scan, scan_logs, summary
 from services.common.mkk.zip_password import zip_password
 from services.common.signing.certs import generate_rsa_key, write_private_key
 
@@ -40,11 +40,6 @@ def kinds(data: str, needles: Needles) -> dict[str, int]:
     hits: list[Hit] = []
     scan(data.encode(), "here", needles, hits)
     return dict(summary(hits))
-
-
-def test_luhn() -> None:
-    assert luhn(b"4111111111111111")
-    assert not luhn(b"4111111111111112")
 
 
 def test_clean_lines_have_no_hits(needles: Needles) -> None:
