@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -38,7 +39,12 @@ from services.common.bkm.settings import (
     signer_from_settings,
     verifier_from_settings,
 )
-from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
+from services.common.kafka.broker import (
+    consumer_options,
+    enqueue_event,
+    publish_event,
+    subscribed_topics,
+)
 from services.common.moka.auth import dealer_authentication
 from services.common.moka.client import MokaClient
 from services.common.moka.settings import MokaSettings
@@ -262,8 +268,12 @@ def _start_bkm(
     zone, tolerance = bkm_settings.ts_zone, bkm_settings.ts_tolerance_s
     bkm = BkmClient(pay.bkm_endpoint, bkm_settings.merchant_id, signer, verifier, http, zone)
     publish = _publisher(service, BKM_CONFIRMATIONS)
+
+    async def enqueue(event: Event) -> Awaitable[Any]:
+        return await enqueue_event(service.broker, BKM_CONFIRMATIONS, event)
+
     rt.relay = OutboxRelay(
-        payments, publish, lease_s=pay.publish_lease_s, interval_s=pay.relay_interval_s
+        payments, enqueue, lease_s=pay.publish_lease_s, interval_s=pay.relay_interval_s
     )
     rt.confirm = ConfirmationDeps(
         verifier=verifier,

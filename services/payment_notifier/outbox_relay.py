@@ -3,11 +3,12 @@
 A confirmation's answer waits only for its outcome and event to be durable in the store
 (one row: the outbox). The handler then wakes this relay, which leases up to ``batch``
 unpublished rows (every replica's relay competes for them: ``take_unpublished`` leases
-them in one statement, FOR UPDATE SKIP LOCKED on PostgreSQL), publishes their stored
-events concurrently (the producer batches them per partition), and marks the published
-ones in one statement. While its publishes wait (a leader election, a cluster outage),
-the relay renews its lease every third of ``lease_s``, so no other relay takes the rows
-over and publishes them a second time. A row whose publish failed keeps its lease until
+them in one statement, FOR UPDATE SKIP LOCKED on PostgreSQL), hands all their stored
+events to the producer (it batches them per partition), then awaits the cluster's
+acknowledgements together, and marks the acknowledged ones in one statement. While its
+publishes wait (a leader election, a cluster outage), the relay renews its lease every
+third of ``lease_s``, so no other relay takes the rows over and publishes them a second
+time. A row whose publish failed keeps its lease until
 it expires and is taken again; only a crash between publish and mark publishes the same
 event (same event_id) again, which downstream dedupes on. Without a wake it still runs
 every ``interval_s``: rows left by a crashed replica are published by the others.
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from schemas.events import BKM_CONFIRMATIONS, Event
 from services.common.observability.logging import get_logger
@@ -28,14 +30,17 @@ from services.payment_notifier import metrics
 from services.payment_notifier.outbox_metrics import observe_outbox
 
 log = get_logger(__name__)
-SLICE = 16  # publishes started per turn of the event loop (a few ms of work)
+SLICE = 16  # records handed to the producer per turn of the event loop (a few ms of work)
+# Awaited, the event is in the producer's batch; it returns the acknowledgement to await
+# (kafka/broker.enqueue_event), or None when the publish is already acknowledged.
+Enqueue = Callable[[Event], Awaitable[Awaitable[Any] | None]]
 
 
 class OutboxRelay:
     def __init__(
         self,
         store: PaymentStore,
-        publish: Callable[[Event], Awaitable[None]],
+        publish: Enqueue,
         *,
         lease_s: float = 30.0,
         interval_s: float = 5.0,
@@ -109,27 +114,33 @@ class OutboxRelay:
                 log.warning("outbox lease renewal failed", error=str(exc))
 
     async def _publish_all(self, rows: list[PaymentRow]) -> list[bool]:
-        """Publish concurrently (the producer batches), started ``SLICE`` at a time with
-        the loop free in between: a large batch never holds the HTTP answers up for long."""
-        tasks: list[asyncio.Task[bool]] = []
-        try:
-            for start in range(0, len(rows), SLICE):
-                tasks += [
-                    asyncio.ensure_future(self._publish(r)) for r in rows[start : start + SLICE]
-                ]
-                await asyncio.sleep(0)
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
+        """Hand every row's event to the producer (``SLICE`` at a time with the loop free in
+        between: a large batch never holds the HTTP answers up for long), then await the
+        acknowledgements together: which rows were published."""
+        acks: list[Awaitable[Any] | bool | None] = []
+        for start in range(0, len(rows), SLICE):
+            acks += [await self._enqueue(row) for row in rows[start : start + SLICE]]
+            await asyncio.sleep(0)
+        waiting = [(i, ack) for i, ack in enumerate(acks) if not isinstance(ack, bool | None)]
+        results = await asyncio.gather(*(ack for _, ack in waiting), return_exceptions=True)
+        sent = [ack is None for ack in acks]
+        for (i, _), result in zip(waiting, results, strict=True):
+            if isinstance(result, BaseException):
+                self._failed(rows[i], result)
+            else:
+                sent[i] = True
+        return sent
 
-    async def _publish(self, row: PaymentRow) -> bool:
+    async def _enqueue(self, row: PaymentRow) -> Awaitable[Any] | bool | None:
+        """The row's acknowledgement to await; None: published; False: not published."""
         if row.event is None:
             return False
         try:
-            await self.publish(BKM_CONFIRMATIONS.parse(row.event.encode()))
+            return await self.publish(BKM_CONFIRMATIONS.parse(row.event.encode()))
         except Exception as exc:
-            log.warning("outcome publish failed; retried later", bkm_t=row.token, error=str(exc))
+            self._failed(row, exc)
             return False
-        return True
+
+    @staticmethod
+    def _failed(row: PaymentRow, exc: BaseException) -> None:
+        log.warning("outcome publish failed; retried later", bkm_t=row.token, error=str(exc))

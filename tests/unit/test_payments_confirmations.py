@@ -265,3 +265,49 @@ async def test_a_publish_that_outlasts_the_lease_keeps_it_and_is_never_published
     assert other.events == []
     row = await store.get("tok-slow")
     assert row is not None and row.published
+
+
+async def test_the_relay_marks_only_what_the_cluster_acknowledged(
+    bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    """The relay hands every event to the producer, then awaits the acknowledgements
+    together: a record the cluster refuses (its acknowledgement raises) stays unpublished
+    and is taken again; the acknowledged one is marked; an acknowledgement that waits
+    keeps the lease like a publish that waits."""
+    deps = ConfirmationDeps(
+        verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=Recorder(), lease_s=0.0
+    )
+    for token in ("tok-ack", "tok-nack"):
+        assert (await handle_return(fields(bkm_key, token), "confirmation", deps)).status == 200
+    loop = asyncio.get_running_loop()
+
+    class Producer:
+        """Enqueues at once; the acknowledgements come when the test settles them."""
+
+        def __init__(self) -> None:
+            self.events: list[Event] = []
+            self.acks: dict[str, asyncio.Future[None]] = {}
+
+        async def __call__(self, event: Event) -> asyncio.Future[None]:
+            self.events.append(event)
+            ack: asyncio.Future[None] = loop.create_future()
+            self.acks[getattr(event, "token", "")] = ack
+            return ack
+
+    producer = Producer()
+    waiting = asyncio.create_task(OutboxRelay(store, producer, lease_s=0.3).drain())
+    other = Recorder()
+    for _ in range(3):  # 0.6 s: two lease lengths, the acknowledgements still pending
+        await asyncio.sleep(0.2)
+        assert await OutboxRelay(store, other, lease_s=0.3).drain() == 0
+    assert sorted(producer.acks) == ["tok-ack", "tok-nack"]  # both enqueued before any ack
+    producer.acks["tok-ack"].set_result(None)
+    producer.acks["tok-nack"].set_exception(ConnectionError("NOT_ENOUGH_REPLICAS"))
+    assert await waiting == 1
+    acked, nacked = await store.get("tok-ack"), await store.get("tok-nack")
+    assert acked is not None and acked.published
+    assert nacked is not None and not nacked.published
+    assert other.events == []
+    await asyncio.sleep(0.35)  # the failed record's lease lapses: it is taken again
+    assert await OutboxRelay(store, other).drain() == 1
+    assert [getattr(e, "token", None) for e in other.events] == ["tok-nack"]
