@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from urllib.parse import unquote
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from services.payment_notifier.confirmations import ConfirmationDeps, Source, handle_return
+from services.payment_notifier.form_decode import unquote_plus
 from services.payment_notifier.merch_info import MerchInfoDeps, handle_merch_info
 
 MAX_BODY_BYTES = 64 * 1024
@@ -47,19 +47,16 @@ def _fields(text: str) -> dict[str, str]:
 
     ``parse_qsl(text, keep_blank_values=True)`` in one pass: pairs split on "&", empty
     pairs skipped, a name without "=" has the value "", "+" is a space, %XX decoded as
-    UTF-8 (invalid sequences replaced); text with neither "%" nor "+" is taken as is."""
+    UTF-8 (invalid sequences replaced): form_decode.unquote_plus, urllib's reading, fast."""
     fields: dict[str, str] = {}
     for pair in text.split("&"):
         if not pair:
             continue
         key, _, value = pair.partition("=")
-        if "%" in key or "+" in key:
-            key = unquote(key.replace("+", " "))
+        key = unquote_plus(key)
         if key in fields:
             raise BadRequest(400, f"field {key!r} is repeated")
-        if "%" in value or "+" in value:
-            value = unquote(value.replace("+", " "))
-        fields[key] = value
+        fields[key] = unquote_plus(value)
     return fields
 
 

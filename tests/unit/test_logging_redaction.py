@@ -106,3 +106,19 @@ def test_password_inside_a_url_is_masked() -> None:
     assert "s3cr3t-pw" not in str(out)
     assert out["dsn"] == "postgresql://kopru:***@db:5432/kopru"
     assert redact("http://127.0.0.1:8080/bkm/success") == "http://127.0.0.1:8080/bkm/success"
+
+
+def test_the_level_is_read_at_each_call() -> None:
+    """get_logger's shortcut drops a call below the level without structlog; the level is
+    read at each call (a reconfigured level applies to loggers made before)."""
+    log = get_logger("t.level")
+    out = io.StringIO()
+    configure_logging(LogSettings(format="json", level="WARNING"), service="test", stream=out)
+    log.info("below the level", card=PAN)
+    log.warning("at the level", card=PAN)
+    assert [line["event"] for line in _lines(out)] == ["at the level"]
+    assert PAN not in out.getvalue()
+    out = _capture()  # DEBUG now, same logger object
+    log.debug("now shown")
+    log.bind(step="x").info("bound")
+    assert [line["event"] for line in _lines(out)] == ["now shown", "bound"]

@@ -132,8 +132,44 @@ def _add_service(service: str) -> Any:
     return processor
 
 
+class _Leveled:
+    """structlog's lazy logger, except that a call below the configured level costs one
+    level check: structlog would build a bound logger per call and drop the event in
+    filter_by_level (12 µs a call, once a confirmation in the bench payments profile).
+    The check is the one filter_by_level makes (the stdlib logger's isEnabledFor), read at
+    each call, so a reconfigured level applies at once."""
+
+    __slots__ = ("_proxy", "_std")
+
+    def __init__(self, name: str | None) -> None:
+        self._proxy = structlog.stdlib.get_logger(name)
+        # Without a name structlog names the logger after the caller's module: no shortcut.
+        self._std = None if name is None else logging.getLogger(name)
+
+    def __getattr__(self, method: str) -> Any:
+        level = _LEVELS.get(method)
+        if level is not None and self._std is not None and not self._std.isEnabledFor(level):
+            return _drop
+        return getattr(self._proxy, method)
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def _drop(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
 def get_logger(name: str | None = None) -> Any:
-    return structlog.stdlib.get_logger(name)
+    return _Leveled(name)
 
 
 def new_correlation_id() -> str:
