@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -39,12 +38,7 @@ from services.common.bkm.settings import (
     signer_from_settings,
     verifier_from_settings,
 )
-from services.common.kafka.broker import (
-    consumer_options,
-    enqueue_event,
-    publish_event,
-    subscribed_topics,
-)
+from services.common.kafka.broker import consumer_options, publish_event, subscribed_topics
 from services.common.moka.auth import dealer_authentication
 from services.common.moka.client import MokaClient
 from services.common.moka.settings import MokaSettings
@@ -59,6 +53,7 @@ from services.payment_notifier.http_routes import payment_routes
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested
 from services.payment_notifier.merch_info import MerchInfoDeps, PosSettings
 from services.payment_notifier.moka_applications import MokaDeps, handle_application
+from services.payment_notifier.outbox_producer import OutboxProducer
 from services.payment_notifier.outbox_relay import OutboxRelay
 from services.payment_notifier.reconcile import ReconcileDeps, reconcile_due
 
@@ -142,6 +137,7 @@ class Runtime:
     moka: MokaDeps | None = None
     reconcile: ReconcileDeps | None = None
     relay: OutboxRelay | None = None
+    outbox: OutboxProducer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -183,6 +179,8 @@ def build(settings: Settings) -> Service:
         await idempotency.open()
         if settings.bkm is not None:
             _start_bkm(settings, settings.bkm, service, rt, payments, idempotency)
+            assert rt.outbox is not None
+            await rt.outbox.start()
         if settings.moka is not None:
             moka_http = httpx.AsyncClient(timeout=settings.moka.timeout_s)
             rt.closers.append(moka_http.aclose)
@@ -269,11 +267,10 @@ def _start_bkm(
     bkm = BkmClient(pay.bkm_endpoint, bkm_settings.merchant_id, signer, verifier, http, zone)
     publish = _publisher(service, BKM_CONFIRMATIONS)
 
-    async def enqueue(event: Event) -> Awaitable[Any]:
-        return await enqueue_event(service.broker, BKM_CONFIRMATIONS, event)
-
+    rt.outbox = OutboxProducer(settings.kafka, client_id=service.name)
+    rt.closers.append(rt.outbox.stop)  # after the relay's task has stopped
     rt.relay = OutboxRelay(
-        payments, enqueue, lease_s=pay.publish_lease_s, interval_s=pay.relay_interval_s
+        payments, rt.outbox.enqueue, lease_s=pay.publish_lease_s, interval_s=pay.relay_interval_s
     )
     rt.confirm = ConfirmationDeps(
         verifier=verifier,

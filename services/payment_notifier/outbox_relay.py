@@ -31,9 +31,18 @@ from services.payment_notifier.outbox_metrics import observe_outbox
 
 log = get_logger(__name__)
 SLICE = 16  # records handed to the producer per turn of the event loop (a few ms of work)
-# Awaited, the event is in the producer's batch; it returns the acknowledgement to await
-# (kafka/broker.enqueue_event), or None when the publish is already acknowledged.
-Enqueue = Callable[[Event], Awaitable[Awaitable[Any] | None]]
+# Awaited, the row's stored event is in the producer's batch; it returns the
+# acknowledgement to await (outbox_producer.py), or None once the publish is acknowledged.
+Enqueue = Callable[[PaymentRow], Awaitable[Awaitable[Any] | None]]
+
+
+def publishing(publish: Callable[[Event], Awaitable[Awaitable[Any] | None]]) -> Enqueue:
+    """An ``Enqueue`` over an event publisher (tests, tools): the stored event parsed."""
+
+    async def enqueue(row: PaymentRow) -> Awaitable[Any] | None:
+        return await publish(BKM_CONFIRMATIONS.parse((row.event or "").encode()))
+
+    return enqueue
 
 
 class OutboxRelay:
@@ -136,7 +145,7 @@ class OutboxRelay:
         if row.event is None:
             return False
         try:
-            return await self.publish(BKM_CONFIRMATIONS.parse(row.event.encode()))
+            return await self.publish(row)
         except Exception as exc:
             self._failed(row, exc)
             return False

@@ -20,7 +20,7 @@ from services.common.stores.factory import open_payment_store
 from services.common.stores.payments import PaymentStore
 from services.payment_notifier.confirmations import ConfirmationDeps
 from services.payment_notifier.http_routes import payment_routes
-from services.payment_notifier.outbox_relay import OutboxRelay
+from services.payment_notifier.outbox_relay import OutboxRelay, publishing
 from services.sandbox.bkm.messages import PayOptions, signed_fields
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ async def settle(store: PaymentStore) -> None:
     async def nowhere(event: Event) -> None:
         return None
 
-    await OutboxRelay(store, nowhere).drain()
+    await OutboxRelay(store, publishing(nowhere)).drain()
 
 
 async def post(client: httpx.AsyncClient, path: str, fields: dict[str, str]) -> Answer:

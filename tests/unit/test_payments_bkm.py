@@ -46,7 +46,7 @@ from services.common.stores.payments import FAILED, INITIALIZED, Outcome, Paymen
 from services.payment_notifier.confirmations import ConfirmationDeps
 from services.payment_notifier.initialize import InitDeps, handle_payment_requested
 from services.payment_notifier.merch_info import MerchInfoDeps, PosSettings, handle_merch_info
-from services.payment_notifier.outbox_relay import OutboxRelay
+from services.payment_notifier.outbox_relay import OutboxRelay, publishing
 from services.payment_notifier.reconcile import ReconcileDeps, reconcile_due
 from services.sandbox.bkm.app import BkmSandboxConfig, Payment, create_app
 from services.sandbox.bkm.keys import BkmDemoKeys, ensure_demo_keys
@@ -73,7 +73,7 @@ class Recorder:
 
     async def got(self) -> list[Event]:
         if self.store is not None:
-            await OutboxRelay(self.store, self).drain()
+            await OutboxRelay(self.store, publishing(self)).drain()
         return self.events
 
 

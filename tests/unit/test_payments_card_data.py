@@ -30,7 +30,7 @@ from services.common.settings import LogSettings, StoreSettings
 from services.common.signing.certs import generate_rsa_key
 from services.common.stores.factory import open_payment_store
 from services.payment_notifier.confirmations import ConfirmationDeps, handle_return
-from services.payment_notifier.outbox_relay import OutboxRelay
+from services.payment_notifier.outbox_relay import OutboxRelay, publishing
 from services.payment_notifier.pos_message import sanitize
 
 ZONE = "Europe/Istanbul"
@@ -173,7 +173,7 @@ async def scenario(fields: dict[str, str], directory: Path) -> tuple[str, str, s
     first = await handle_return(fields, source, deps)  # type: ignore[arg-type]
     again = await handle_return(fields, source, deps)  # type: ignore[arg-type]
     assert first.status == 200 and again.replay, first
-    await OutboxRelay(store, publish).drain()  # what the relay sends on the topic
+    await OutboxRelay(store, publishing(publish)).drain()  # what the relay sends on the topic
     await store.close()
     logging.getLogger().handlers.clear()
     stored = b"".join(p.read_bytes() for p in directory.iterdir())

@@ -25,7 +25,7 @@ from services.payment_notifier.confirmations import (
     handle_return,
     outcome_event_id,
 )
-from services.payment_notifier.outbox_relay import OutboxRelay
+from services.payment_notifier.outbox_relay import OutboxRelay, publishing
 from services.sandbox.bkm.messages import TEST_CVC, TEST_PAN, PayOptions, signed_fields
 
 ZONE = "Europe/Istanbul"
@@ -49,7 +49,7 @@ class Recorder:
 
     async def got(self) -> list[Event]:
         if self.store is not None:
-            await OutboxRelay(self.store, self).drain()
+            await OutboxRelay(self.store, publishing(self)).drain()
         return self.events
 
 
@@ -225,10 +225,12 @@ async def test_publish_failure_still_answers_and_the_relay_publishes_the_same_ev
     assert reply.status == 200  # stored first: the answer does not wait for Kafka
     row = await store.get("tok-down")
     assert row is not None and not row.published
-    assert await OutboxRelay(store, Down(), lease_s=0.05).drain() == 0  # broker still down
+    assert (
+        await OutboxRelay(store, publishing(Down()), lease_s=0.05).drain() == 0
+    )  # broker still down
     await asyncio.sleep(0.1)  # that relay's lease expires (as if it had crashed)
     relay = Recorder()
-    assert await OutboxRelay(store, relay).drain() == 1
+    assert await OutboxRelay(store, publishing(relay)).drain() == 1
     assert [e.event_id for e in relay.events] == [outcome_event_id("tok-down")]
     row = await store.get("tok-down")
     assert row is not None and row.published
@@ -254,11 +256,11 @@ async def test_a_publish_that_outlasts_the_lease_keeps_it_and_is_never_published
     reply = await handle_return(fields(bkm_key, "tok-slow"), "confirmation", deps)
     assert reply.status == 200
     slow = Slow()
-    waiting = asyncio.create_task(OutboxRelay(store, slow, lease_s=0.3).drain())
+    waiting = asyncio.create_task(OutboxRelay(store, publishing(slow), lease_s=0.3).drain())
     other = Recorder()
     for _ in range(6):  # 1.2 s: four lease lengths
         await asyncio.sleep(0.2)
-        assert await OutboxRelay(store, other, lease_s=0.3).drain() == 0
+        assert await OutboxRelay(store, publishing(other), lease_s=0.3).drain() == 0
     release.set()
     assert await waiting == 1
     assert [e.event_id for e in slow.events] == [outcome_event_id("tok-slow")]
@@ -295,11 +297,11 @@ async def test_the_relay_marks_only_what_the_cluster_acknowledged(
             return ack
 
     producer = Producer()
-    waiting = asyncio.create_task(OutboxRelay(store, producer, lease_s=0.3).drain())
+    waiting = asyncio.create_task(OutboxRelay(store, publishing(producer), lease_s=0.3).drain())
     other = Recorder()
     for _ in range(3):  # 0.6 s: two lease lengths, the acknowledgements still pending
         await asyncio.sleep(0.2)
-        assert await OutboxRelay(store, other, lease_s=0.3).drain() == 0
+        assert await OutboxRelay(store, publishing(other), lease_s=0.3).drain() == 0
     assert sorted(producer.acks) == ["tok-ack", "tok-nack"]  # both enqueued before any ack
     producer.acks["tok-ack"].set_result(None)
     producer.acks["tok-nack"].set_exception(ConnectionError("NOT_ENOUGH_REPLICAS"))
@@ -309,5 +311,5 @@ async def test_the_relay_marks_only_what_the_cluster_acknowledged(
     assert nacked is not None and not nacked.published
     assert other.events == []
     await asyncio.sleep(0.35)  # the failed record's lease lapses: it is taken again
-    assert await OutboxRelay(store, other).drain() == 1
+    assert await OutboxRelay(store, publishing(other)).drain() == 1
     assert [getattr(e, "token", None) for e in other.events] == ["tok-nack"]

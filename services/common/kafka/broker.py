@@ -9,7 +9,6 @@ start from the earliest offset of a partition they have never committed.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
@@ -127,35 +126,14 @@ async def publish_event(
     broker: KafkaBroker, spec: TopicSpec, event: Event, *, correlation_id: str | None = None
 ) -> None:
     """Publish one event on its catalogue topic, keyed, with its type and correlation id."""
-    await (await enqueue_event(broker, spec, event, correlation_id=correlation_id))
-
-
-async def enqueue_event(
-    broker: KafkaBroker, spec: TopicSpec, event: Event, *, correlation_id: str | None = None
-) -> asyncio.Future[Any]:
-    """``publish_event`` in two steps: the record is in the producer's batch when this
-    returns; the future it returns is the cluster's acknowledgement (awaiting it raises
-    the publish's error). A caller with many events enqueues them all, then awaits the
-    acknowledgements together (the outbox relay): no task and no wait per record."""
     hdrs = {H.EVENT_TYPE: event.event_type}
     cid = correlation_id or event.correlation_id or current_correlation_id()
     if cid:
         hdrs[H.CORRELATION_ID] = cid
-    sent: asyncio.Future[Any] = await broker.publish(
-        encode_event(spec, event),
-        topic=spec.name,
-        key=event.kafka_key(),
-        headers=hdrs,
-        no_confirm=True,
+    await broker.publish(
+        encode_event(spec, event), topic=spec.name, key=event.kafka_key(), headers=hdrs
     )
-
-    def observed(done: asyncio.Future[Any]) -> None:
-        # exception() also marks a failure as seen: an unawaited one logs no warning.
-        if not done.cancelled() and done.exception() is None:
-            observe_published(spec.name, event)
-
-    sent.add_done_callback(observed)
-    return sent
+    observe_published(spec.name, event)
 
 
 def current_correlation_id() -> str | None:

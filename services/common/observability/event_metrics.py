@@ -25,6 +25,11 @@ from services.common.observability.metrics import (
 )
 
 
+def count_published(topic: str, event_type: str) -> None:
+    """A record published as stored (the outbox relay): counted by its type only."""
+    PUBLISHED.labels(topic, event_type).inc()
+
+
 def observe_published(topic: str, event: Event) -> None:
     PUBLISHED.labels(topic, event.event_type).inc()
     if isinstance(event, BalanceRowsBatch):
