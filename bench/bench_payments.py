@@ -10,10 +10,12 @@ token, whichever worker took the post or its replay.
 The baselines are the same HTTP stack (uvicorn + starlette) answering a constant to the
 same posts: `constant`, one process (the issue's baseline), and with several notifier
 workers also `constant xN`, as many processes on one port with SO_REUSEPORT
-(services/common/workers.py). Printed: requests/s, p50 and p99 latency of each, the
-CPU each server used per request (its processes only: not PostgreSQL, the broker or the
-client; a figure that holds when other work shares the machine), and the notifier's ratio
-to each.
+(services/common/workers.py). The servers take turns, ROUNDS times (KOPRU_BENCH_ROUNDS,
+default 3), each round with new tokens: a busy moment of a shared machine falls on each
+of them alike. Printed, as the median of the rounds: requests/s, p50 and p99 latency of
+each, the CPU each server used per request (its processes only: not PostgreSQL, the
+broker or the client; a figure that holds when other work shares the machine), and the
+notifier's ratio to each.
 
 `python -m bench payments`; KOPRU_BENCH_WORKERS (default 2: this machine's cores) sets
 the notifier's worker processes; PostgreSQL at KOPRU_TEST_POSTGRES (default
@@ -29,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +56,7 @@ from services.sandbox.bkm.messages import PayOptions, signed_fields
 CLIENTS = 64
 WARMUP = 300
 REQUESTS = 4000
+ROUNDS = int(os.environ.get("KOPRU_BENCH_ROUNDS", "3"))
 REPLAYS = 200
 NOTIFIER = "payment-notifier"
 WORKERS = int(os.environ.get("KOPRU_BENCH_WORKERS", "2"))
@@ -317,43 +321,55 @@ async def _run(tmp: Path) -> None:
         t0 = time.perf_counter()
         bodies = [
             signed_fields(f"b{run}{i:06d}", PayOptions(), signer, "Europe/Istanbul")
-            for i in range(WARMUP + REQUESTS)
+            for i in range(WARMUP + ROUNDS * REQUESTS)
         ]
         print(f"signed {len(bodies)} confirmations in {time.perf_counter() - t0:.1f} s")
-        results = {}
-        cpu: dict[str, float] = {}
-        for name, base in [*constants.items(), (NOTIFIER, notifier)]:
+        servers = [*constants.items(), (NOTIFIER, notifier)]
+        for _, base in servers:
             await _load(base + "/bkm/confirmation", bodies[:WARMUP])
-            spy = _profiler(procs[0].pid) if PROFILE and name == NOTIFIER else None
-            cpu[name] = -_cpu_s(pids[name])
-            results[name] = await _load(base + "/bkm/confirmation", bodies[WARMUP:])
-            cpu[name] += _cpu_s(pids[name])
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                spy.wait(30)
+        # Rounds alternate the servers, so a busy moment of the machine falls on each of
+        # them alike; each figure below is the median of its rounds.
+        rounds: dict[str, list[tuple[float, float, float, float]]] = {n: [] for n, _ in servers}
+        first: dict[str, bytes] = {}
+        for r in range(ROUNDS):
+            posts = bodies[WARMUP + r * REQUESTS : WARMUP + (r + 1) * REQUESTS]
+            for name, base in servers:
+                profile = PROFILE and name == NOTIFIER and r == 0
+                spy = _profiler(procs[0].pid) if profile else None
+                cpu = -_cpu_s(pids[name])
+                secs, lat, errs, answers = await _load(base + "/bkm/confirmation", posts)
+                cpu += _cpu_s(pids[name])
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(30)
+                if errs:
+                    raise AssertionError(f"{name}: {errs} answer(s) other than 200")
+                rounds[name].append(
+                    (REQUESTS / secs, _pct(lat, 0.5), _pct(lat, 0.99), 1000 * cpu / REQUESTS)
+                )
+                if name == NOTIFIER:
+                    first |= answers
         print(
-            f"{CLIENTS} concurrent clients, {REQUESTS} posts each, PostgreSQL store, "
-            f"payment-notifier on {WORKERS} worker process(es)"
+            f"{CLIENTS} concurrent clients, {REQUESTS} posts a round, {ROUNDS} rounds "
+            f"(medians), PostgreSQL store, payment-notifier on {WORKERS} worker process(es)"
         )
-        print(
-            f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}"
-            f"{'cpu ms/req':>12}"
-        )
-        for name, (secs, lat, errs, _) in results.items():
-            print(
-                f"{name:<18}{REQUESTS / secs:>10.0f}{_pct(lat, 0.5):>10.1f}"
-                f"{_pct(lat, 0.99):>10.1f}{errs:>8}{1000 * cpu[name] / REQUESTS:>12.2f}"
-            )
-        ns, nl, *_ = results[NOTIFIER]
+        print(f"{'server':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'cpu ms/req':>12}")
+        med = {
+            name: [statistics.median(column) for column in zip(*figures, strict=True)]
+            for name, figures in rounds.items()
+        }
+        for name, (rps, p50, p99, cpu_ms) in med.items():
+            print(f"{name:<18}{rps:>10.0f}{p50:>10.1f}{p99:>10.1f}{cpu_ms:>12.2f}")
+        n_rps, n_p50, n_p99, _ = med[NOTIFIER]
         for name in constants:
-            cs, cl, *_ = results[name]
+            c_rps, c_p50, c_p99, _ = med[name]
             print(
                 f"ratio payment-notifier ({WORKERS} worker(s)) / {name}: throughput "
-                f"{cs / ns:.2f}x ({ns / cs:.1f}x lower), p50 {_pct(nl, 0.5) / _pct(cl, 0.5):.1f}x, "
-                f"p99 {_pct(nl, 0.99) / _pct(cl, 0.99):.1f}x"
+                f"{n_rps / c_rps:.2f}x ({c_rps / n_rps:.1f}x lower), p50 {n_p50 / c_p50:.1f}x, "
+                f"p99 {n_p99 / c_p99:.1f}x"
             )
-        sample = bodies[WARMUP :: max(1, REQUESTS // REPLAYS)]
-        differ = await _replays(notifier + "/bkm/confirmation", sample, results[NOTIFIER][3])
+        sample = bodies[WARMUP : WARMUP + REQUESTS : max(1, REQUESTS // REPLAYS)]
+        differ = await _replays(notifier + "/bkm/confirmation", sample, first)
         print(
             f"replays: {len(sample) - differ} of {len(sample)} answered with the first "
             "answer's exact bytes, each on a new connection (any worker)"
