@@ -12,6 +12,10 @@ they are installed (typer brings them): structlog's rich tracebacks (our logging
 plain tracebacks, services/common/observability/logging.py) and httpx's command-line
 client (rich, pygments, click). Marking them absent before any import (``None`` in
 ``sys.modules``) makes both libraries take their own "not installed" branch: ~3.4 MB.
+The same for cffi's Python package (its parser, pycparser): only pycryptodomex (under
+pyzipper, the content-fetcher's zip decryption) imports it, and takes its own ctypes
+backend without it (cryptography needs only the compiled ``_cffi_backend``): 1.4 MB less
+in the content-fetcher, decrypting a 1 M-row csv 0.20 s -> 0.22 s.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 from typing import Any
 
 # Optional extras a service never uses (see above); the typer commands still get them.
-NOT_IN_A_SERVICE = ("rich", "pygments")
+NOT_IN_A_SERVICE = ("rich", "pygments", "cffi")
 
 
 def keep_out_of_a_service() -> list[str]:

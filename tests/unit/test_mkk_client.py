@@ -23,7 +23,7 @@ from schemas.mkk import (
     ReportStatusRequest,
     RequestHeader,
 )
-from services.common.mkk.client import MkkClient
+from services.common.mkk.client import MkkClient, tls_verify
 from services.common.mkk.outcome import MkkNotSent, MkkTransportError, MkkUnverifiedAnswer
 from services.common.mkk.settings import MkkApiSettings
 from services.common.signing.jws import JwsSigner, JwsVerifier, verifier_from_settings
@@ -248,3 +248,30 @@ async def test_a_connection_never_made_is_told_apart_from_a_lost_answer(tmp_path
         await cut.auth(req)
     assert not isinstance(lost.value, MkkNotSent)
     await cut.close()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "verify_tls", "verified"),
+    [
+        (None, True, True),  # MKK's own https hosts
+        ("https://mkk.example", True, True),
+        ("https://mkk.example", False, False),  # the operator's explicit choice
+        ("http://127.0.0.1:8080", True, False),  # no TLS on the wire: no CA bundle loaded
+        ("HTTP://sandbox:8080", True, False),
+    ],
+)
+def test_the_ca_bundle_is_loaded_only_for_an_https_base_url(
+    base_url: str | None, verify_tls: bool, verified: bool
+) -> None:
+    assert tls_verify(MkkApiSettings(base_url=base_url, verify_tls=verify_tls)) is verified
+
+
+async def test_an_https_base_url_keeps_certificate_verification() -> None:
+    client = MkkClient(MkkApiSettings(base_url="https://mkk.example"), None, None)
+    await client.start()
+    try:
+        pool = client._client()._transport._pool  # type: ignore[attr-defined]
+        assert pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+        assert pool._ssl_context.check_hostname
+    finally:
+        await client.close()

@@ -41,7 +41,36 @@ def test_a_service_process_keeps_out_the_cli_the_extras_and_the_unused_driver(
     loaded = _top_level_modules(service)
     assert {"services", "faststream", "aiokafka"} <= loaded  # the service itself is there
     assert not loaded & {"typer", "rich", "pygments", "shellingham"}, loaded
+    assert not loaded & {"cffi", "pycparser"}, loaded  # pycryptodomex on ctypes instead
     assert not loaded & {"asyncpg", "aiosqlite"}, loaded  # opened on use, per the URL
+
+
+# An AES zip written and read back the way the content-fetcher reads reports, in a
+# process set up like a service's: pycryptodomex decrypts on its ctypes backend.
+DECRYPTS = """
+import io, sys
+import services.cli
+services.cli.keep_out_of_a_service()
+import pyzipper
+from Cryptodome.Util import _raw_api
+buf = io.BytesIO()
+with pyzipper.AESZipFile(buf, "w", compression=pyzipper.ZIP_DEFLATED,
+                         encryption=pyzipper.WZ_AES) as zf:
+    zf.setpassword(b"pw")
+    zf.writestr("r.csv", "a;b\\n1;2\\n" * 1000)
+with pyzipper.AESZipFile(buf) as zf:
+    zf.setpassword(b"pw")
+    assert zf.read("r.csv") == b"a;b\\n1;2\\n" * 1000
+print(_raw_api.backend, "cffi" in sys.modules and sys.modules["cffi"] is not None)
+"""
+
+
+def test_a_service_process_decrypts_report_zips_without_cffi() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", DECRYPTS],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert out.stdout.split() == ["ctypes", "False"]
 
 
 def test_the_command_line_is_built_only_when_asked() -> None:
