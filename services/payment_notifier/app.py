@@ -207,6 +207,8 @@ def build(settings: Settings) -> Service:
             for task in late:
                 log.error("background loop did not stop", loop=task.get_name())
         rt.tasks.clear()
+        if rt.relay is not None:  # what it still held goes to the other replicas at once
+            await rt.relay.release()
         for close in rt.closers:
             with contextlib.suppress(Exception):
                 await close()
@@ -280,7 +282,7 @@ def _start_bkm(
         ts_zone=zone,
         lease_s=pay.publish_lease_s,
         recheck_failures_after_s=pay.reconcile_after_s,
-        wake=rt.relay.wake,
+        relay=rt.relay,
     )
     rt.merch = MerchInfoDeps(signer, verifier, payments, settings.pos, tolerance, zone)
     rt.init = InitDeps(

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from schemas.bkm import CancelRedirect, PosResultPost, parse_return, parse_ts
-from schemas.events import BKM_CONFIRMATIONS, Event, PaymentConfirmed, PaymentFailed
+from schemas.events import Event, PaymentConfirmed, PaymentFailed
 from services.common.bkm.signature import BkmVerifier
 from services.common.observability.card_data import scrub
 from services.common.observability.logging import get_logger
@@ -41,6 +41,7 @@ from services.common.stores.payments import (
     PaymentStore,
 )
 from services.payment_notifier import metrics
+from services.payment_notifier.outbox_relay import OutboxRelay
 from services.payment_notifier.pos_message import sanitize
 
 log = get_logger(__name__)
@@ -94,9 +95,10 @@ class ConfirmationDeps:
     # QueryPaymentResult after this long (None: not); a disagreement is alerted.
     recheck_failures_after_s: float | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Tells the outbox relay a recorded outcome waits (outbox_relay.py); it publishes
-    # off the request path, in batches.
-    wake: Callable[[], None] = field(default=lambda: None)
+    # This process's outbox relay (outbox_relay.py): a recorded outcome is recorded under
+    # its lease and handed to it; it publishes off the request path, in batches. Without
+    # one (tests, tools) the row is left unleased, for any relay to take.
+    relay: OutboxRelay | None = None
 
 
 def fingerprint(content: Mapping[str, Any]) -> str:
@@ -168,12 +170,15 @@ async def record_and_publish(
     (the outbox row) are durable before the answer; the relay publishes it.
 
     The owner is new per call: concurrent calls in one process compete like replicas do.
-    The row's lease is 0 s: the relay of any replica may publish it at once.
+    It is under this process's relay's lease, and the recorded row is handed to that
+    relay (no statement to take it); without a relay the lease is 0 s.
     """
-    owner = new_owner()
-    rec = await deps.store.record_outcome(outcome, owner, 0.0)
+    relay = deps.relay
+    owner, lease_s = (new_owner(), 0.0) if relay is None else (relay.lease_owner(), relay.lease_s)
+    rec = await deps.store.record_outcome(outcome, owner, lease_s)
     if rec.decision is Decision.RECORDED:
-        deps.wake()
+        if relay is not None:
+            relay.hand_over(rec.row)
         metrics.RETURNS.labels(source, "recorded").inc()
         log.info(
             "payment outcome recorded", bkm_t=outcome.token, state=outcome.state, source=source
@@ -209,24 +214,6 @@ def _existing(row: PaymentRow, decision: Decision, outcome: Outcome, source: Sou
             "status": row.state,
         },
     )
-
-
-async def publish_recorded(
-    store: PaymentStore, publish: Publish, row: PaymentRow, owner: str, *, path: str
-) -> bool:
-    """Publish a recorded outcome's stored event, then mark it; on failure leave it to the
-    relay (the lease expires and another attempt publishes the same event)."""
-    if row.event is None:
-        return False
-    try:
-        await publish(BKM_CONFIRMATIONS.parse(row.event.encode()))
-    except Exception as exc:
-        log.warning("outcome publish failed; the relay retries", bkm_t=row.token, error=str(exc))
-        return False
-    metrics.PUBLISHED.labels(path).inc()
-    if not await store.mark_published(row.token, owner):
-        log.warning("outcome lease was taken over before marking", bkm_t=row.token)
-    return True
 
 
 async def handle_return(fields: Mapping[str, str], source: Source, deps: ConfirmationDeps) -> Reply:

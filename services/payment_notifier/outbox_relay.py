@@ -1,23 +1,26 @@
 """The outbox relay: publishes recorded BKM outcomes off the request path, in batches.
 
 A confirmation's answer waits only for its outcome and event to be durable in the store
-(one row: the outbox). The handler then wakes this relay, which leases up to ``batch``
-unpublished rows (every replica's relay competes for them: ``take_unpublished`` leases
-them in one statement, FOR UPDATE SKIP LOCKED on PostgreSQL), hands all their stored
-events to the producer (it batches them per partition), then awaits the cluster's
-acknowledgements together, and marks the acknowledged ones in one statement. While its
-publishes wait (a leader election, a cluster outage), the relay renews its lease every
-third of ``lease_s``, so no other relay takes the rows over and publishes them a second
-time. A row whose publish failed keeps its lease until
-it expires and is taken again; only a crash between publish and mark publishes the same
-event (same event_id) again, which downstream dedupes on. Without a wake it still runs
-every ``interval_s``: rows left by a crashed replica are published by the others.
+(one row: the outbox). The handler records the row under this relay's lease (owner
+``<relay>/<call>``, ``lease_s``) and hands it over; the relay publishes the handed rows
+on its next pass, with no statement to take them. Every replica's relay also takes, every
+``interval_s``, rows whose lease expired (a crashed replica's, a failed publish's):
+``take_unpublished`` leases them in one statement, FOR UPDATE SKIP LOCKED on PostgreSQL.
+A pass hands all its events to the producer (it batches them per partition), awaits the
+cluster's acknowledgements together, and marks the acknowledged rows in one statement.
+While its publishes wait (a leader election, a cluster outage), the relay renews its
+leases every third of ``lease_s`` (the rows handed over and not yet published too), so no
+other relay takes them over and publishes them a second time. A row whose publish failed
+keeps its lease until it expires and is taken again; only a crash between publish and
+mark publishes the same event (same event_id) again, which downstream dedupes on. A relay
+that stops releases its leases, so the other replicas publish what it still held at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -61,11 +64,24 @@ class OutboxRelay:
         self.lease_s = lease_s
         self.interval_s = interval_s
         self.batch = batch
-        # After a wake, wait this long for more outcomes: under load a pass takes tens of
-        # rows instead of a few, with the same two statements (take, then mark) per pass.
+        # After a wake, wait this long for more outcomes: under load a pass publishes
+        # tens of rows instead of a few, with one statement (mark) per pass.
         self.linger_s = linger_s
+        self.owner = new_owner()  # the lease of the rows handed to this relay
+        self._handed: list[PaymentRow] = []
         self._wake = asyncio.Event()
         self._observed_at = float("-inf")
+        self._taken_at = float("-inf")
+
+    def lease_owner(self) -> str:
+        """The owner to record an outcome under: this relay's lease, one call's own id
+        (the store tells the call that recorded a token by it, stores.payments.decide)."""
+        return f"{self.owner}/{secrets.token_hex(8)}"
+
+    def hand_over(self, row: PaymentRow) -> None:
+        """A row recorded under ``lease_owner()``: published on the next pass."""
+        self._handed.append(row)
+        self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -89,38 +105,59 @@ class OutboxRelay:
                 log.warning("outbox relay pass failed", error=str(exc))
                 await asyncio.sleep(min(1.0, self.interval_s))
 
+    async def release(self) -> None:
+        """At stop: the leases of the rows still handed to this relay end now, so another
+        replica's relay takes them at once instead of after ``lease_s``."""
+        self._handed.clear()
+        try:
+            await self.store.renew_leases(self.owner, 0.0)
+        except Exception as exc:  # the store is away: the leases lapse by themselves
+            log.warning("outbox lease release failed", error=str(exc))
+
     async def drain(self) -> int:
-        """Publish what is due now; the number of outcomes published and marked."""
+        """Publish what is due now: the rows handed over, and every ``interval_s`` the
+        rows whose lease expired; the number of outcomes published and marked."""
         now = time.monotonic()
         if now - self._observed_at >= self.interval_s:  # the backlog metrics, not per wake
             self._observed_at = now
             await observe_outbox(self.store)
         total = 0
+        while self._handed:
+            rows, self._handed = self._handed[: self.batch], self._handed[self.batch :]
+            total += (await self._pass(rows, self.owner))[0]
+        if now - self._taken_at < self.interval_s:
+            return total
+        self._taken_at = now
         while True:
             owner = new_owner()  # this batch's lease
             rows = await self.store.take_unpublished(owner, self.lease_s, self.batch)
             if not rows:
                 return total
-            renewing = asyncio.create_task(self._renew(owner), name="outbox-lease")
-            try:
-                sent = await self._publish_all(rows)
-            finally:
-                renewing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewing
-            done = [row.token for row, ok in zip(rows, sent, strict=True) if ok]
-            marked = await self.store.mark_published_many(done, owner)
-            if marked < len(done):
-                log.warning(
-                    "outcome leases were taken over before marking", lost=len(done) - marked
-                )
-            metrics.PUBLISHED.labels("relay").inc(marked)
+            marked, done = await self._pass(rows, owner)
             total += marked
-            if len(rows) < self.batch or len(done) < len(rows):
+            if len(rows) < self.batch or done < len(rows):
                 return total
 
+    async def _pass(self, rows: list[PaymentRow], owner: str) -> tuple[int, int]:
+        """Publish ``rows`` held under ``owner``'s lease and mark the acknowledged ones:
+        (marked, acknowledged)."""
+        renewing = asyncio.create_task(self._renew(owner), name="outbox-lease")
+        try:
+            sent = await self._publish_all(rows)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+        done = [row.token for row, ok in zip(rows, sent, strict=True) if ok]
+        marked = await self.store.mark_published_many(done, owner)
+        if marked < len(done):
+            log.warning("outcome leases were taken over before marking", lost=len(done) - marked)
+        metrics.PUBLISHED.labels("relay").inc(marked)
+        return marked, len(done)
+
     async def _renew(self, owner: str) -> None:
-        """Keep this batch's lease while its publishes are in flight."""
+        """Keep the lease while the publishes are in flight (for this relay's own lease:
+        the rows handed over meanwhile too)."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
             try:

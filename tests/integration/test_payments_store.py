@@ -130,6 +130,23 @@ async def test_a_renewed_lease_is_not_taken_over(pstore: PaymentStore) -> None:
     assert await pstore.renew_leases("relay-a", 0.2) == 0  # published rows are no one's
 
 
+async def test_a_relay_holds_the_rows_recorded_under_its_lease(pstore: PaymentStore) -> None:
+    """Rows recorded as "<relay>/<call>" are the relay's: it renews, releases and marks
+    them by its own name; another owner, or a name that only starts like it, does not."""
+    a, b, other = tok(), tok(), tok()
+    assert (await pstore.record_outcome(outcome(a), "r1/c1", 30)).decision is Decision.RECORDED
+    assert (await pstore.record_outcome(outcome(b), "r1/c2", 30)).decision is Decision.RECORDED
+    await pstore.record_outcome(outcome(other), "r12/c3", 30)
+    assert await pstore.renew_leases("r1", 30) == 2
+    assert await pstore.mark_published_many([a, other], "r1") == 1  # not r12's row
+    assert await pstore.renew_leases("r1", 0.0) == 1  # released: b is anyone's now
+    await asyncio.sleep(0.01)
+    taken = {r.token for r in await pstore.take_unpublished("r2", 30)}
+    assert b in taken and other not in taken
+    assert await pstore.mark_published_many([b], "r1") == 0  # r2's now
+    assert await pstore.mark_published_many([b], "r2") == 1
+
+
 async def test_due_reconciliations_are_taken_once_and_rescheduled(pstore: PaymentStore) -> None:
     due, later = tok(), tok()
     await pstore.record_initialized(due, "o-due", due_at=time.time() - 1)

@@ -313,3 +313,31 @@ async def test_the_relay_marks_only_what_the_cluster_acknowledged(
     await asyncio.sleep(0.35)  # the failed record's lease lapses: it is taken again
     assert await OutboxRelay(store, publishing(other)).drain() == 1
     assert [getattr(e, "token", None) for e in other.events] == ["tok-nack"]
+
+
+async def test_a_recorded_outcome_is_handed_to_its_relay_and_released_at_stop(
+    bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    """The handler records under its process's relay's lease and hands the row over: that
+    relay publishes it on its next pass without taking it (its take runs only every
+    interval), no other relay can take it meanwhile; a relay that stops releases what it
+    still holds to the others at once."""
+    mine, others = Recorder(), Recorder()
+    relay = OutboxRelay(store, publishing(mine), interval_s=3600)
+    assert await relay.drain() == 0  # its first pass took the (empty) backlog
+    deps = ConfirmationDeps(
+        verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=mine, relay=relay
+    )
+    assert (await handle_return(fields(bkm_key, "tok-hand"), "confirmation", deps)).status == 200
+    row = await store.get("tok-hand")
+    assert row is not None and not row.published and (row.owner or "").startswith(relay.owner)
+    assert await OutboxRelay(store, publishing(others)).drain() == 0  # leased to the relay
+    assert await relay.drain() == 1  # handed over: no take needed
+    assert [e.event_id for e in mine.events] == [outcome_event_id("tok-hand")]
+    row = await store.get("tok-hand")
+    assert row is not None and row.published
+    assert (await handle_return(fields(bkm_key, "tok-left"), "confirmation", deps)).status == 200
+    await relay.release()  # the service stops before its relay's next pass
+    await asyncio.sleep(0.01)
+    assert await OutboxRelay(store, publishing(others)).drain() == 1
+    assert [e.event_id for e in others.events] == [outcome_event_id("tok-left")]

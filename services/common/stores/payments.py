@@ -10,7 +10,8 @@ Exactly-once publish (ARCHITECTURE "Webhooks": store first and answer fast, then
   caller wins per token, across processes and replicas; the others read the winner's row
   and get its answer (same content) or a conflict (other content);
 - the winner holds the row's lease (owner, lease_expires: the "in progress" state with its
-  own expiry), publishes, then ``mark_published`` (the "completed" state);
+  own expiry); its process's outbox relay publishes it, then ``mark_published`` (the
+  "completed" state);
 - a crash after recording and before marking leaves an unpublished row whose lease
   expires; the relay (``take_unpublished``) of any replica takes it over and publishes the
   stored event. A crash between publish and mark therefore may publish the same event
@@ -133,7 +134,9 @@ class PaymentStore(Store):
 
     @abc.abstractmethod
     async def mark_published_many(self, tokens: list[str], owner: str) -> int:
-        """These outbox rows were published (one statement); how many were still ours."""
+        """These outbox rows were published (one statement); how many were still ours.
+        ``owner`` holds the rows recorded or taken under its name or under
+        ``<owner>/<call>`` (a relay's handed rows, outbox_relay.py)."""
 
     async def mark_published(self, token: str, owner: str) -> bool:
         """The outbox row was published; False if the lease was taken over meanwhile."""
@@ -141,8 +144,9 @@ class PaymentStore(Store):
 
     @abc.abstractmethod
     async def renew_leases(self, owner: str, lease_s: float) -> int:
-        """Push the lease of this owner's unpublished rows ``lease_s`` on (a publish that
-        waits out a leader election or a cluster outage keeps its rows); how many."""
+        """Push the lease of this owner's unpublished rows (as in ``mark_published_many``)
+        ``lease_s`` on (a publish that waits out a leader election or a cluster outage
+        keeps its rows; 0 releases them to the other relays at once); how many."""
 
     @abc.abstractmethod
     async def take_unpublished(

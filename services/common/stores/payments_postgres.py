@@ -176,7 +176,8 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
             return 0
         status = await self._pool().execute(
             f"UPDATE {TABLE} SET published=TRUE, lease_expires=NULL, updated_at=$1 "
-            "WHERE token = ANY($2::text[]) AND owner=$3 AND NOT published",
+            "WHERE token = ANY($2::text[]) AND NOT published "
+            "AND (owner = $3 OR starts_with(owner, $3 || '/'))",
             time.time(),
             tokens,
             owner,
@@ -185,7 +186,8 @@ class PostgresPaymentStore(PostgresBacked, PaymentStore):
 
     async def renew_leases(self, owner: str, lease_s: float) -> int:
         status = await self._pool().execute(
-            f"UPDATE {TABLE} SET lease_expires=$1 WHERE owner=$2 AND NOT published",
+            f"UPDATE {TABLE} SET lease_expires=$1 "
+            "WHERE NOT published AND (owner = $2 OR starts_with(owner, $2 || '/'))",
             time.time() + lease_s,
             owner,
         )

@@ -63,6 +63,10 @@ async def _select(tx: aiosqlite.Connection, token: str) -> PaymentRow | None:
     return None if row is None else row_from(row)
 
 
+# The owner's own rows: its exact name, or under it ("<owner>/<call>", outbox_relay.py).
+_OWNED = "(owner = ? OR substr(owner, 1, length(?)) = ?)"
+
+
 class SqlitePaymentStore(SqliteBacked, PaymentStore):
     schema = SCHEMA
 
@@ -110,14 +114,14 @@ class SqlitePaymentStore(SqliteBacked, PaymentStore):
         marks = ",".join("?" * len(tokens))
         return await self._write(
             f"UPDATE {TABLE} SET published=1, lease_expires=NULL, updated_at=? "
-            f"WHERE token IN ({marks}) AND owner=? AND published=0",
-            (time.time(), *tokens, owner),
+            f"WHERE token IN ({marks}) AND published=0 AND {_OWNED}",
+            (time.time(), *tokens, owner, owner + "/", owner + "/"),
         )
 
     async def renew_leases(self, owner: str, lease_s: float) -> int:
         return await self._write(
-            f"UPDATE {TABLE} SET lease_expires=? WHERE owner=? AND published=0",
-            (time.time() + lease_s, owner),
+            f"UPDATE {TABLE} SET lease_expires=? WHERE published=0 AND {_OWNED}",
+            (time.time() + lease_s, owner, owner + "/", owner + "/"),
         )
 
     async def take_unpublished(
