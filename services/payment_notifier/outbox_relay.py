@@ -79,8 +79,12 @@ class OutboxRelay:
         return f"{self.owner}/{secrets.token_hex(8)}"
 
     def hand_over(self, row: PaymentRow) -> None:
-        """A row recorded under ``lease_owner()``: published on the next pass."""
-        self._handed.append(row)
+        """A row recorded under ``lease_owner()``: published on the next pass. While a pass
+        waits (a cluster outage), at most ``5 × batch`` rows wait in memory; the others
+        stay in the store only, and once the pass ends and their lease lapses, a take
+        (this relay's or another's) publishes them."""
+        if len(self._handed) < 5 * self.batch:
+            self._handed.append(row)
         self._wake.set()
 
     def wake(self) -> None:

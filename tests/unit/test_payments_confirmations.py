@@ -341,3 +341,22 @@ async def test_a_recorded_outcome_is_handed_to_its_relay_and_released_at_stop(
     await asyncio.sleep(0.01)
     assert await OutboxRelay(store, publishing(others)).drain() == 1
     assert [e.event_id for e in others.events] == [outcome_event_id("tok-left")]
+
+
+async def test_rows_beyond_the_relays_memory_bound_are_published_by_a_take(
+    bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    """During an outage the relay keeps at most 5 × batch handed rows in memory; the rest
+    wait in the store under its lease and are taken once it lapses: none is lost."""
+    published = Recorder()
+    relay = OutboxRelay(store, publishing(published), lease_s=0.2, batch=1, interval_s=0.1)
+    deps = ConfirmationDeps(
+        verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=published, relay=relay
+    )
+    tokens = [f"tok-bound-{i}" for i in range(8)]
+    for token in tokens:
+        assert (await handle_return(fields(bkm_key, token), "confirmation", deps)).status == 200
+    assert len(relay._handed) == 5  # 5 × batch in memory, 3 in the store only
+    await asyncio.sleep(0.3)  # their lease lapses
+    assert await relay.drain() == len(tokens)
+    assert sorted(getattr(e, "token", "") for e in published.events) == sorted(tokens)
