@@ -26,7 +26,7 @@ from schemas.events import (
     TokenUnavailable,
 )
 from services.common.errors import RetryLater
-from services.common.kafka.clients import new_consumer
+from services.common.kafka.clients import new_consumer, stop_quietly
 from services.common.mkk.token_crypto import TokenCipher, TokenDecryptError
 from services.common.observability.logging import get_logger
 from services.common.settings import KafkaSettings
@@ -102,7 +102,9 @@ class TokenCache:
                 await self._task
             self._task = None
         if self._consumer is not None:
-            await self._consumer.stop()
+            # After a broker outage aiokafka's stop() can raise its own fetch tasks'
+            # cancellation (kafka/clients.stop_quietly): the service's stop goes on.
+            await stop_quietly(self._consumer.stop())
             self._consumer = None
 
     async def ready(self) -> None:
