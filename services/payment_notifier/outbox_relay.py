@@ -87,9 +87,6 @@ class OutboxRelay:
             self._handed.append(row)
         self._wake.set()
 
-    def wake(self) -> None:
-        self._wake.set()
-
     async def run(self) -> None:
         """Until cancelled: drain when woken, or every ``interval_s``."""
         while True:
