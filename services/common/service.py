@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ class Service:
     on_stop: list[Hook] = field(default_factory=list)
     routes: list[BaseRoute] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # The stop steps the last stop left behind (did not finish in their time).
+    left_behind: list[str] = field(default_factory=list)
 
     @property
     def group(self) -> str:
@@ -131,20 +134,76 @@ class Service:
                 log.debug("watch failed", error=str(exc))
 
     async def stop(self) -> None:
+        """Stop within `lifecycle.shutdown_timeout_s`: the background tasks, the broker (the
+        message in flight finishes within its graceful timeout), then the stop hooks, last
+        added first. A step that does not finish in its time is left behind, logged with
+        where it waits, and the next step runs: one stuck client never keeps the stores
+        open or the relay's leases held, and a stop always returns."""
+        deadline = time.monotonic() + self.settings.lifecycle.shutdown_timeout_s
+
+        def left(cap: float | None = None) -> float:
+            remaining = max(1.0, deadline - time.monotonic())
+            return remaining if cap is None else min(cap, remaining)
+
+        self.left_behind = []
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:
+            await self._step(task.get_name(), task, left(BACKGROUND_STOP_S))
         self._tasks.clear()
-        await stop_quietly(self.broker.stop())
+        await self._step("broker", stop_quietly(self.broker.stop()), left())
         for hook in reversed(self.on_stop):
-            try:
-                await hook()
-            except Exception as exc:
-                log.warning("stop hook failed", error=str(exc))
-        log.info("service stopped")
+            await self._step(_name_of(hook), hook(), left())
+        log.info("service stopped", left_behind=self.left_behind or None)
+
+    async def _step(self, name: str, work: Awaitable[object], timeout_s: float) -> None:
+        if not await bounded(name, work, timeout_s):
+            self.left_behind.append(name)
 
     def topics(self) -> list[str]:
         return sorted({t for s in self.broker.subscribers for t in getattr(s, "topic_names", [])})
+
+
+BACKGROUND_STOP_S = 5.0  # a cancelled background task (lag, DLQ depth, watch) ends in this
+
+
+def _name_of(hook: Hook) -> str:
+    owner = getattr(hook, "__self__", None)
+    name = getattr(hook, "__qualname__", repr(hook))
+    return name if owner is None else f"{type(owner).__name__}.{getattr(hook, '__name__', '?')}"
+
+
+def _waiting_at(task: asyncio.Task[Any], depth: int = 3) -> str:
+    """Where a task waits: its innermost coroutine frames, "file:line function > ..."."""
+    frames: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and getattr(awaited, "cr_frame", None) is not None:
+        frame = awaited.cr_frame
+        code = frame.f_code
+        frames.append(f"{code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {code.co_name}")
+        awaited = getattr(awaited, "cr_await", None)
+    return " > ".join(frames[-depth:]) or "?"
+
+
+async def bounded(step: str, work: Awaitable[object], timeout_s: float) -> bool:
+    """Await one step of a stop for at most ``timeout_s``: True when it ended (an error is
+    logged, not raised). One that is still running is cancelled and left behind, logged
+    with where it waits (a cancellation swallowed inside a client must not hang the stop).
+    A cancellation of the caller cancels the step too."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        where = _waiting_at(task)
+        task.cancel()
+        log.error("stop step did not finish; going on", step=step, after_s=timeout_s, at=where)
+        return False
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("stop step failed", step=step, error=f"{type(exc).__name__}: {exc}")
+    return True
 
 
 def new_service(

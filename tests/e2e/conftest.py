@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from services.common.kafka.broker import encode_event
 from services.common.kafka.clients import stop_quietly
 from services.common.kafka.kafka_cluster import wait_for_leaders
 from services.common.kafka.topic_admin import create_topics, plan
-from services.common.service import Service
+from services.common.service import Service, bounded
 from services.sandbox.mkk.config import DEMO_PASSWORD
 from services.sandbox.mkk.keys import ensure_demo_keys
 from tests.broker_pool import TEST_ENGINE, Broker
@@ -132,10 +133,9 @@ class Watcher:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await bounded("watcher", self._task, 10)
         if self._consumer:
-            await stop_quietly(self._consumer.stop())
+            await bounded("watcher consumer", stop_quietly(self._consumer.stop()), 10)
 
     def terminal(self) -> dict[str, list[Event]]:
         out: dict[str, list[Event]] = defaultdict(list)
@@ -259,6 +259,8 @@ class ReportSystem:
         for svc in reversed(self.services):
             with contextlib.suppress(Exception):
                 await svc.stop()
+            if svc.left_behind:  # a stop step that hung: logged with where it waited
+                warnings.warn(f"{svc.name} stop left behind {svc.left_behind}", stacklevel=1)
         self.services.clear()
 
     def report_rows(self) -> dict[str, int | None]:
