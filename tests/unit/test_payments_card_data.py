@@ -24,7 +24,7 @@ from schemas.bkm import CancelRedirect, ConfirmationPost, format_ts
 from schemas.events import BKM_CONFIRMATIONS, Event
 from services.common.bkm.signature import BkmSigner, BkmVerifier
 from services.common.kafka.broker import encode_event
-from services.common.observability.card_data import luhn_valid, scrub
+from services.common.observability.card_data import luhn_valid, masked, scrub
 from services.common.observability.logging import configure_logging
 from services.common.settings import LogSettings, StoreSettings
 from services.common.signing.certs import generate_rsa_key
@@ -267,3 +267,23 @@ def test_only_allowlisted_fields_are_kept_and_structured_ones_keep_their_form() 
 )
 def test_scrub(text: str, kept: str) -> None:
     assert scrub(text) == kept
+
+
+# Letters and digits only, with the pieces card data is made of (labels, values, card
+# numbers) run together: the shortcut for such text must mask exactly what every pattern
+# applied masks.
+_GLUED = st.lists(
+    st.one_of(
+        st.text(st.characters(categories=["L", "N"]), max_size=8),
+        st.sampled_from(["cvc", "cvv2", "CVC2", "exp", "skt", "holder", "kartsahibi", "name"]),
+        st.sampled_from(["737", "0927", "1229", "4111111111111111", "79927398713", "AYSE"]),
+        st.from_regex(r"[0-9]{12,20}", fullmatch=True),
+    ),
+    max_size=6,
+).map("".join)
+
+
+@given(_GLUED)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_the_letters_and_digits_shortcut_masks_what_every_pattern_masks(text: str) -> None:
+    assert scrub(text) == masked(text)

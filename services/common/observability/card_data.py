@@ -109,8 +109,19 @@ def scrub(text: str, known: Iterable[str] = ()) -> str:
     """``text`` with every card datum masked (see the module doc)."""
     if not text:
         return text
-    if not known and _ANY.search(text) is None:
-        return text
+    if not known:
+        if text.isalnum():
+            # Letters and digits only (as re's \w reads them): no label can be set apart
+            # from a value (each needs a separator or a word boundary) and there is no "/",
+            # so only a card number can be in it, and that needs 13 digits in a row.
+            return text if len(text) < 13 else mask_pans(text)
+        if _ANY.search(text) is None:
+            return text
+    return masked(text, known)
+
+
+def masked(text: str, known: Iterable[str] = ()) -> str:
+    """``scrub`` without its shortcuts: every pattern applied."""
     for value in sorted({k.strip() for k in known if len(k.strip()) >= 3}, key=len, reverse=True):
         text = re.sub(re.escape(value), MASK, text, flags=re.IGNORECASE)
     text = scrub_labelled(text)
