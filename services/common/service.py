@@ -305,6 +305,10 @@ async def run_service(service: Service, *, sock: socket.socket | None = None) ->
             log_config=None,
             access_log=False,
             lifespan="off",
+            # Nothing here reads the client's address or scheme (no X-Forwarded-* work
+            # per request), and the answer does not name the server software.
+            proxy_headers=False,
+            server_header=False,
         )
     )
     starting = asyncio.create_task(service.start(), name="start")

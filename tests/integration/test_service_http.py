@@ -64,7 +64,10 @@ async def test_health_ready_metrics_and_graceful_stop(fresh_broker: Broker, tmp_
             await asyncio.sleep(0.2)
         assert ready is not None and ready.status_code == 200, log_file.read_text()
         assert ready.json() == {"status": "ready", "failed": {}}
-        assert (await _get(base + "/healthz")).status_code == 200
+        health = await _get(base + "/healthz")
+        assert health.status_code == 200
+        assert "server" not in health.headers  # the answer does not name the server software
+        assert "date" in health.headers
         await produce(
             kafka.bootstrap_servers, in_t, [b"not json", Ping(id="m1").model_dump_json().encode()]
         )
