@@ -77,3 +77,18 @@ async def test_an_error_that_may_be_one_items_is_isolated_to_that_item() -> None
         13
     ]
     assert all(r == i for i, r in zip(range(10, 20), results, strict=True) if i != 13)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_caller_submitting_again_at_once_is_flushed(concurrency: int) -> None:
+    """A caller woken by its result submits again before the flusher that answered it has
+    left the batcher's books (its done-callback has not run yet): the new call still gets
+    a flusher of its own. Counted as running, it waited for good."""
+
+    async def flush(items: list[int]) -> list[int]:
+        return items
+
+    batcher: Batcher[int, int] = Batcher(flush, key=lambda i: i, concurrency=concurrency)
+    for i in range(5):
+        async with asyncio.timeout(2):  # not wait_for: its own task would hide the race
+            assert await batcher.submit(i) == i

@@ -3,13 +3,15 @@
 Each caller hands in its item and waits for its own result. A flush sends whatever has
 gathered (at most ``max_batch`` items, at most one per key: a statement never touches a
 row twice) and hands each caller its result; up to ``concurrency`` flushes are in flight
-at once (a slow commit does not hold every caller up). Calls that arrive while they are
-busy go in the next one; an idle store flushes a lone call at once, with no timer and no
-added wait. A failed flush fails each of its callers with the error, as the
-statement each would have sent alone; when ``isolate(error)`` says the error may be one
-item's (bad data, not a lost connection), each item is flushed again alone, so one bad
-item fails only its own caller. Nothing is answered before its flush returned:
-with a statement that commits, each result is durable when its caller gets it.
+at once (default one: a second flush started beside the first mostly carries a lone
+call, and a statement with its commit costs the database about the same however few
+rows it has). Calls that arrive while they are busy go in the next one; an idle store
+flushes a lone call at once, with no timer and no added wait. A failed flush fails each
+of its callers with the error, as the statement each would have sent alone; when
+``isolate(error)`` says the error may be one item's (bad data, not a lost connection),
+each item is flushed again alone, so one bad item fails only its own caller. Nothing is
+answered before its flush returned: with a statement that commits, each result is
+durable when its caller gets it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Batcher(Generic[I, R]):
         key: Callable[[I], Hashable],
         *,
         max_batch: int = 64,
-        concurrency: int = 2,
+        concurrency: int = 1,
         isolate: Callable[[Exception], bool] = lambda _: False,
     ) -> None:
         self._flush = flush
@@ -44,7 +46,10 @@ class Batcher(Generic[I, R]):
     async def submit(self, item: I) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if len(self._tasks) < self.concurrency:
+        # A flusher that has returned is done at once, but leaves ``_tasks`` only when its
+        # done-callback runs: its caller may submit again before that, so the done ones
+        # do not count (counted, the lone call would wait for a flusher that never comes).
+        if sum(not task.done() for task in self._tasks) < self.concurrency:
             task = asyncio.create_task(self._run(), name="store-batch")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
