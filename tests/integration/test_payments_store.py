@@ -242,3 +242,34 @@ async def test_two_replicas_batching_the_same_tokens_in_opposite_orders(
             assert row.event is not None and row.event.endswith(f'"order_id": {order}}}')
     finally:
         await other.close()
+
+
+async def test_postgres_keeps_partial_indexes_and_drops_the_old_ones(postgres_url: str) -> None:
+    """A database made by an older version (full indexes on due_at and on (published,
+    lease_expires)) gets the partial ones at open: a published confirmation's row is in
+    neither, so its insert and its publish write fewer index entries."""
+    import asyncpg
+
+    from services.common.stores.payments import TABLE
+
+    first = open_payment_store(StoreSettings(url=postgres_url))
+    await first.open()
+    await first.close()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_due_at ON {TABLE} (due_at)")
+        await conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_outbox ON {TABLE} (published, lease_expires)"
+        )
+        again = open_payment_store(StoreSettings(url=postgres_url))
+        await again.open()
+        await again.close()
+        rows = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1", TABLE
+        )
+    finally:
+        await conn.close()
+    defs = {r["indexname"]: r["indexdef"] for r in rows}
+    assert set(defs) == {f"{TABLE}_pkey", f"{TABLE}_due", f"{TABLE}_unpublished"}, defs
+    assert defs[f"{TABLE}_due"].endswith("WHERE (due_at IS NOT NULL)")
+    assert defs[f"{TABLE}_unpublished"].endswith("WHERE (NOT published)")
