@@ -72,6 +72,10 @@ class PaymentsSettings(BaseModel):
     # How long a recorded outcome's publisher holds it before the relay may take over.
     publish_lease_s: float = Field(default=30.0, gt=0)
     relay_interval_s: float = Field(default=5.0, gt=0)
+    # After a recorded outcome wakes the relay, it waits this long for more before it
+    # publishes: under load one pass then publishes (and marks, one statement) a hundred
+    # rows instead of a few. The longest an event waits for Kafka beyond its answer.
+    relay_linger_s: float = Field(default=0.1, ge=0, le=5)
     # Query BKM for initialized payments with no outcome after this long.
     reconcile_after_s: float = Field(default=900.0, ge=0)
     reconcile_recheck_s: float = Field(default=300.0, gt=0)
@@ -272,7 +276,11 @@ def _start_bkm(
     rt.outbox = OutboxProducer(settings.kafka, client_id=service.name)
     rt.closers.append(rt.outbox.stop)  # after the relay's task has stopped
     rt.relay = OutboxRelay(
-        payments, rt.outbox.enqueue, lease_s=pay.publish_lease_s, interval_s=pay.relay_interval_s
+        payments,
+        rt.outbox.enqueue,
+        lease_s=pay.publish_lease_s,
+        interval_s=pay.relay_interval_s,
+        linger_s=pay.relay_linger_s,
     )
     rt.confirm = ConfirmationDeps(
         verifier=verifier,

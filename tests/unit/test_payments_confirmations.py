@@ -4,6 +4,7 @@ store and a recording publisher: once per token, replays, conflicts, signatures,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -360,3 +361,40 @@ async def test_rows_beyond_the_relays_memory_bound_are_published_by_a_take(
     await asyncio.sleep(0.3)  # their lease lapses
     assert await relay.drain() == len(tokens)
     assert sorted(getattr(e, "token", "") for e in published.events) == sorted(tokens)
+
+
+async def test_outcomes_handed_within_the_linger_are_published_and_marked_together(
+    bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    """After a wake the relay waits ``linger_s`` for more outcomes: under load one pass
+    publishes them all and marks them with one statement, not one per outcome."""
+    published = Recorder()
+    relay = OutboxRelay(store, publishing(published), interval_s=3600, linger_s=0.3)
+    assert await relay.drain() == 0  # the (empty) backlog is taken: only handed rows now
+    marks: list[list[str]] = []
+    mark = store.mark_published_many
+
+    async def counted(tokens: list[str], owner: str) -> int:
+        marks.append(list(tokens))
+        return await mark(tokens, owner)
+
+    store.mark_published_many = counted  # type: ignore[method-assign]
+    deps = ConfirmationDeps(
+        verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=published, relay=relay
+    )
+    running = asyncio.create_task(relay.run())
+    try:
+        tokens = [f"tok-linger-{i}" for i in range(3)]
+        for token in tokens:
+            assert (await handle_return(fields(bkm_key, token), "confirmation", deps)).status == 200
+            await asyncio.sleep(0.05)
+        assert published.events == []  # still lingering
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(published.events) < 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert sorted(getattr(e, "token", "") for e in published.events) == tokens
+    assert marks == [tokens]
