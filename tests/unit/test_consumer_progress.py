@@ -90,3 +90,27 @@ async def test_a_revoked_partition_forgets_what_this_process_committed() -> None
     p.commit_ok(TopicPartition("t", 3), 7)  # not assigned any more
     await _problems(p, c)
     assert TopicPartition("t", 3) not in p.committed
+
+
+async def test_a_stop_that_meets_a_position_answer_still_cancels_the_watch() -> None:
+    """The service's watch asks a consumer for its position with a short deadline. A
+    cancellation (the service stopping) that lands as the answer arrives must cancel the
+    watch; with 3.11's wait_for it returned the answer instead, the watch loop went on,
+    and the stop that awaited it hung."""
+    import asyncio
+
+    from services.common.kafka.progress import _position
+
+    answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Consumer:
+        async def position(self, tp: TopicPartition) -> int:
+            return await answer
+
+    watch = asyncio.create_task(_position(Consumer(), TopicPartition("t", 0)))
+    await asyncio.sleep(0)  # it waits for the answer
+    answer.set_result(7)
+    watch.cancel()  # in the same moment
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert watch.cancelled()

@@ -30,7 +30,8 @@ async def detect(settings: KafkaSettings, timeout_s: float = 10.0) -> bool:
         return DETECTED_IDEMPOTENCE[settings.bootstrap_servers]
     producer = AIOKafkaProducer(**connection_kwargs(settings), enable_idempotence=True)
     try:
-        await asyncio.wait_for(producer.start(), timeout_s)  # sends InitProducerId
+        async with asyncio.timeout(timeout_s):  # not wait_for (3.11, progress.py)
+            await producer.start()  # sends InitProducerId
         supported = True
     except (KafkaConnectionError, TimeoutError) as exc:
         # No answer is no answer: decide nothing, start-up fails or is retried.

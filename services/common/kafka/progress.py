@@ -118,6 +118,10 @@ class ConsumerProgress:
 async def _position(consumer: Any, tp: TopicPartition) -> int | None:
     """Where the consumer reads next, or None while it has no valid position."""
     try:
-        return int(await asyncio.wait_for(consumer.position(tp), 0.05))
+        # asyncio.timeout, not wait_for: on 3.11 wait_for returns the result when a
+        # cancellation meets the inner call's end, swallowing the cancellation; the
+        # service's watch loop then outlived its stop (a CI run's stop hung on it).
+        async with asyncio.timeout(0.05):
+            return int(await consumer.position(tp))
     except Exception:
         return None

@@ -227,7 +227,8 @@ class TokenCache:
                         f"no MKK token for {member}/{sender} yet", self.unavailable_retry_s / 3
                     )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=left)
+                    async with asyncio.timeout(left):  # not wait_for (3.11, progress.py)
+                        await self._changed.wait()
 
     async def get(self, member: str, sender: str) -> CachedToken:
         """A live token, asking the auth-token service for one if needed."""

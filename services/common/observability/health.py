@@ -53,7 +53,8 @@ def health_app(
 
         async def run(name: str, check: Check) -> None:
             try:
-                await asyncio.wait_for(check(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # not wait_for (3.11, progress.py)
+                    await check()
             except Exception as exc:
                 failed[name] = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
 
