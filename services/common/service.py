@@ -168,9 +168,8 @@ BACKGROUND_STOP_S = 5.0  # a cancelled background task (lag, DLQ depth, watch) e
 
 
 def _name_of(hook: Hook) -> str:
-    owner = getattr(hook, "__self__", None)
-    name = getattr(hook, "__qualname__", repr(hook))
-    return name if owner is None else f"{type(owner).__name__}.{getattr(hook, '__name__', '?')}"
+    """A hook's name for the log: a bound method's qualname is already Class.method."""
+    return str(getattr(hook, "__qualname__", repr(hook)))
 
 
 def _waiting_at(task: asyncio.Task[Any], depth: int = 3) -> str:
