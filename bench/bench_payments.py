@@ -349,6 +349,13 @@ async def _run(tmp: Path) -> None:
                 )
                 if name == NOTIFIER:
                     first |= answers
+            print(
+                f"round {r + 1}: "
+                + ", ".join(
+                    f"{name} {figures[-1][0]:.0f} req/s p99 {figures[-1][2]:.1f} ms"
+                    for name, figures in rounds.items()
+                )
+            )
         print(
             f"{CLIENTS} concurrent clients, {REQUESTS} posts a round, {ROUNDS} rounds "
             f"(medians), PostgreSQL store, payment-notifier on {WORKERS} worker process(es)"

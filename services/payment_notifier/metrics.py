@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RETURNS = Counter(
@@ -34,3 +36,14 @@ RECONCILED = Counter(
 MOKA_RESULTS = Counter(
     "kopru_moka_applications_total", "Moka dealer applications by outcome.", ["outcome"]
 )
+
+
+@functools.cache
+def _returns(source: str, result: str) -> Counter:
+    return RETURNS.labels(source, result)
+
+
+def count_return(source: str, result: str) -> None:
+    """RETURNS by source and result; each labelled child is looked up once (both are
+    from small fixed sets), not per request."""
+    _returns(source, result).inc()

@@ -98,6 +98,10 @@ def _keep(value: Any, allowed: Allowed, known: list[str]) -> Any:
     if type(value) not in _SCALARS:  # bool, None, list, dict or another type
         return None
     text = value if type(value) is str else str(value)
+    if not text.isascii():
+        # JSON's \uD800-style escapes give lone surrogates, which no UTF-8 store, log or
+        # topic can hold: each becomes "?" (a verified outcome is recorded, not a 500).
+        text = text.encode("utf-8", "replace").decode("utf-8")
     if allowed is None:  # free text
         return scrub(text[:FREE_TEXT_MAX_CHARS], known)
     assert isinstance(allowed, re.Pattern)
