@@ -277,7 +277,7 @@ def _start_bkm(
     rt.closers.append(rt.outbox.stop)  # after the relay's task has stopped
     rt.relay = OutboxRelay(
         payments,
-        rt.outbox.enqueue,
+        rt.outbox.enqueue_many,
         lease_s=pay.publish_lease_s,
         interval_s=pay.relay_interval_s,
         linger_s=pay.relay_linger_s,

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from schemas.events import BKM_CONFIRMATIONS, Event
@@ -33,17 +33,25 @@ from services.payment_notifier import metrics
 from services.payment_notifier.outbox_metrics import observe_outbox
 
 log = get_logger(__name__)
-SLICE = 16  # records handed to the producer per turn of the event loop (a few ms of work)
-# Awaited, the row's stored event is in the producer's batch; it returns the
-# acknowledgement to await (outbox_producer.py), or None once the publish is acknowledged.
-Enqueue = Callable[[PaymentRow], Awaitable[Awaitable[Any] | None]]
+# Awaited with a pass's rows, every row's stored event is in the producer's batches; it
+# returns per row the acknowledgement to await (outbox_producer.py), None once the publish
+# is acknowledged, or the error that kept the row out.
+Ack = Awaitable[Any] | Exception | None
+Enqueue = Callable[[list[PaymentRow]], Awaitable[Sequence[Ack]]]
 
 
 def publishing(publish: Callable[[Event], Awaitable[Awaitable[Any] | None]]) -> Enqueue:
-    """An ``Enqueue`` over an event publisher (tests, tools): the stored event parsed."""
+    """An ``Enqueue`` over an event publisher (tests, tools): each stored event parsed and
+    published in turn."""
 
-    async def enqueue(row: PaymentRow) -> Awaitable[Any] | None:
-        return await publish(BKM_CONFIRMATIONS.parse((row.event or "").encode()))
+    async def enqueue(rows: list[PaymentRow]) -> list[Ack]:
+        acks: list[Ack] = []
+        for row in rows:
+            try:
+                acks.append(await publish(BKM_CONFIRMATIONS.parse((row.event or "").encode())))
+            except Exception as exc:
+                acks.append(exc)
+        return acks
 
     return enqueue
 
@@ -172,32 +180,31 @@ class OutboxRelay:
                 log.warning("outbox lease renewal failed", error=str(exc))
 
     async def _publish_all(self, rows: list[PaymentRow]) -> list[bool]:
-        """Hand every row's event to the producer (``SLICE`` at a time with the loop free in
-        between: a large batch never holds the HTTP answers up for long), then await the
-        acknowledgements together: which rows were published."""
-        acks: list[Awaitable[Any] | bool | None] = []
-        for start in range(0, len(rows), SLICE):
-            acks += [await self._enqueue(row) for row in rows[start : start + SLICE]]
-            await asyncio.sleep(0)
-        waiting = [(i, ack) for i, ack in enumerate(acks) if not isinstance(ack, bool | None)]
+        """Hand every row's event to the producer at once (it builds the batches, with the
+        loop free between slices: a large pass never holds the HTTP answers up for long),
+        then await the acknowledgements together: which rows were published."""
+        with_event = [i for i, row in enumerate(rows) if row.event is not None]
+        try:
+            acks = await self.publish([rows[i] for i in with_event])
+        except Exception as exc:
+            acks = [exc] * len(with_event)
+        sent = [False] * len(rows)
+        waiting: list[tuple[int, Awaitable[Any]]] = []
+        for i, ack in zip(with_event, acks, strict=True):
+            if ack is None:
+                sent[i] = True
+            elif isinstance(ack, Exception):
+                self._failed(rows[i], ack)
+            else:
+                waiting.append((i, ack))
+        # Rows of one batch share its acknowledgement: gather awaits each future once.
         results = await asyncio.gather(*(ack for _, ack in waiting), return_exceptions=True)
-        sent = [ack is None for ack in acks]
         for (i, _), result in zip(waiting, results, strict=True):
             if isinstance(result, BaseException):
                 self._failed(rows[i], result)
             else:
                 sent[i] = True
         return sent
-
-    async def _enqueue(self, row: PaymentRow) -> Awaitable[Any] | bool | None:
-        """The row's acknowledgement to await; None: published; False: not published."""
-        if row.event is None:
-            return False
-        try:
-            return await self.publish(row)
-        except Exception as exc:
-            self._failed(row, exc)
-            return False
 
     @staticmethod
     def _failed(row: PaymentRow, exc: BaseException) -> None:
