@@ -11,11 +11,14 @@ The baselines are the same HTTP stack (uvicorn + starlette) answering a constant
 same posts: `constant`, one process (the issue's baseline), and with several notifier
 workers also `constant xN`, as many processes on one port with SO_REUSEPORT
 (services/common/workers.py). The servers take turns, ROUNDS times (KOPRU_BENCH_ROUNDS,
-default 3), each round with new tokens: a busy moment of a shared machine falls on each
-of them alike. Printed, as the median of the rounds: requests/s, p50 and p99 latency of
-each, the CPU each server used per request (its processes only: not PostgreSQL, the
-broker or the client; a figure that holds when other work shares the machine), and the
-notifier's ratio to each.
+default 5), each round with new tokens and new connections: a busy moment of a shared
+machine falls on each of them alike. Each round the kernel spreads the 64 connections
+over the notifier's workers anew (SO_REUSEPORT hashes them: 32/32 one round, 25/39 the
+next), and the busier worker's clients set that round's p99; the median of five rounds
+is steadier against one lopsided round than that of three. Printed: each round's figures,
+then the median of the rounds: requests/s, p50 and p99 latency of each, the CPU each
+server used per request (its processes only: not PostgreSQL, the broker or the client; a
+figure that holds when other work shares the machine), and the notifier's ratio to each.
 
 `python -m bench payments`; KOPRU_BENCH_WORKERS (default 2: this machine's cores) sets
 the notifier's worker processes; PostgreSQL at KOPRU_TEST_POSTGRES (default
@@ -56,7 +59,7 @@ from services.sandbox.bkm.messages import PayOptions, signed_fields
 CLIENTS = 64
 WARMUP = 300
 REQUESTS = 4000
-ROUNDS = int(os.environ.get("KOPRU_BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("KOPRU_BENCH_ROUNDS", "5"))
 REPLAYS = 200
 NOTIFIER = "payment-notifier"
 WORKERS = int(os.environ.get("KOPRU_BENCH_WORKERS", "2"))
