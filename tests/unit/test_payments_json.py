@@ -18,23 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.bkm import ConfirmationPost, format_ts
-from schemas.events import BKM_CONFIRMATIONS, Event
-from services.common.bkm.signature import BkmVerifier
-from services.common.kafka.broker import encode_event
-from services.common.settings import StoreSettings
-from services.common.stores.factory import open_payment_store
 from services.payment_notifier.confirmations import (
     EVENT_NAMESPACE,
-    ConfirmationDeps,
     Reply,
     fingerprint,
-    handle_return,
     outcome_event_id,
     to_json,
 )
-from services.payment_notifier.outbox_relay import OutboxRelay, publishing
 from services.payment_notifier.pos_message import sanitize
-from tests.unit.test_payments_card_data import BKM_KEY, ZONE, sign
+from tests.unit.test_payments_card_data import ZONE, scenario, sign
 
 # Text as the content holds it: any character but a surrogate (those are made valid
 # before, see the last test), with the ones JSON escapes or could escape made likely.
@@ -78,25 +70,6 @@ def test_lone_surrogates_in_the_pos_message_become_question_marks() -> None:
     assert json.dumps(kept, ensure_ascii=False).encode()  # valid UTF-8 throughout
 
 
-async def _confirm(fields: dict[str, str], directory: Path) -> tuple[Reply, list[bytes]]:
-    store = open_payment_store(StoreSettings(url=f"sqlite:///{directory}/p.db"))
-    await store.open()
-    topic: list[bytes] = []
-
-    async def publish(event: Event) -> None:
-        topic.append(encode_event(BKM_CONFIRMATIONS, event))
-
-    deps = ConfirmationDeps(
-        verifier=BkmVerifier(BKM_KEY.public_key()), store=store, publish=publish, ts_zone=ZONE
-    )
-    try:
-        reply = await handle_return(fields, "confirmation", deps)
-        await OutboxRelay(store, publishing(publish)).drain()
-    finally:
-        await store.close()
-    return reply, topic
-
-
 def test_a_verified_confirmation_with_an_escaped_lone_surrogate_is_recorded() -> None:
     """Before: the fingerprint's UTF-8 encoding raised, the post got a 500 and BKM's
     confirmation was never recorded."""
@@ -104,8 +77,8 @@ def test_a_verified_confirmation_with_an_escaped_lone_surrogate_is_recorded() ->
     ts = format_ts(datetime.now(UTC), ZONE)
     fields = sign(ConfirmationPost(t="tok-sur", posMessage=pos, xid="x", md="m", ts=ts))
     with tempfile.TemporaryDirectory() as tmp:
-        reply, topic = asyncio.run(_confirm(fields, Path(tmp)))
-    assert reply.status == 200 and reply.json()["status"] == "confirmed"
-    assert len(topic) == 1
-    event = json.loads(topic[0])
+        stored, _, published = asyncio.run(scenario(fields, Path(tmp)))  # answered 200, once
+    event = json.loads(published)
+    assert event["token"] == "tok-sur"
     assert event["pos_result"]["PosResponse"]["Result"]["ErrorMessage"] == "bad ? text"
+    assert "bad ? text" in stored
