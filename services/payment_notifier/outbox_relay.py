@@ -189,23 +189,28 @@ class OutboxRelay:
         except Exception as exc:
             acks = [exc] * len(with_event)
         sent = [False] * len(rows)
+        failed: list[tuple[int, BaseException]] = []
         waiting: list[tuple[int, Awaitable[Any]]] = []
         for i, ack in zip(with_event, acks, strict=True):
             if ack is None:
                 sent[i] = True
             elif isinstance(ack, Exception):
-                self._failed(rows[i], ack)
+                failed.append((i, ack))
             else:
                 waiting.append((i, ack))
         # Rows of one batch share its acknowledgement: gather awaits each future once.
         results = await asyncio.gather(*(ack for _, ack in waiting), return_exceptions=True)
         for (i, _), result in zip(waiting, results, strict=True):
             if isinstance(result, BaseException):
-                self._failed(rows[i], result)
+                failed.append((i, result))
             else:
                 sent[i] = True
+        if failed:  # one line a pass, not one a row: an outage fails whole batches
+            log.warning(
+                "outcome publishes failed; retried later",
+                failed=len(failed),
+                of=len(rows),
+                bkm_t=[rows[i].token for i, _ in failed[:5]],
+                error=str(failed[0][1]) or type(failed[0][1]).__name__,
+            )
         return sent
-
-    @staticmethod
-    def _failed(row: PaymentRow, exc: BaseException) -> None:
-        log.warning("outcome publish failed; retried later", bkm_t=row.token, error=str(exc))

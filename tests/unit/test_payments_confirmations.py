@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from schemas.events import Event, PaymentConfirmed, PaymentFailed
 from services.common.bkm.signature import BkmSigner, BkmVerifier
-from services.common.settings import StoreSettings
+from services.common.observability.logging import configure_logging
+from services.common.settings import LogSettings, StoreSettings
 from services.common.signing.certs import generate_rsa_key
 from services.common.stores.factory import open_payment_store
 from services.common.stores.payments import CONFIRMED, PaymentStore
@@ -236,6 +239,29 @@ async def test_publish_failure_still_answers_and_the_relay_publishes_the_same_ev
     row = await store.get("tok-down")
     assert row is not None and row.published
     assert await store.take_unpublished("relay-2", 30) == []
+
+
+async def test_a_pass_whose_publishes_fail_logs_one_line_not_one_per_row(
+    bkm_key: rsa.RSAPrivateKey, store: PaymentStore
+) -> None:
+    class Down(Recorder):
+        async def __call__(self, event: Event) -> None:
+            raise ConnectionError("broker down")
+
+    deps = ConfirmationDeps(verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=Down())
+    for i in range(7):
+        await handle_return(fields(bkm_key, f"tok-f{i}"), "confirmation", deps)
+    logs = io.StringIO()
+    configure_logging(LogSettings(level="INFO", format="json"), stream=logs)
+    try:
+        assert await OutboxRelay(store, publishing(Down())).drain() == 0
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    failed = [line for line in lines if "publish" in line["event"] and "failed" in line["event"]]
+    assert len(failed) == 1, failed
+    assert failed[0]["failed"] == failed[0]["of"] == 7
+    assert failed[0]["error"] == "broker down" and len(failed[0]["bkm_t"]) == 5
 
 
 async def test_a_publish_that_outlasts_the_lease_keeps_it_and_is_never_published_twice(
