@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
-
 from schemas.bkm import CancelRedirect, PosResultPost, parse_return, parse_ts
 from schemas.events import Event, PaymentConfirmed, PaymentFailed
 from services.common.bkm.signature import BkmVerifier
@@ -89,13 +87,12 @@ class Reply:
 
     @classmethod
     def of(cls, status: int, content: Mapping[str, Any]) -> Reply:
-        return cls(status, orjson.dumps(content))
+        return cls(status, to_json(content).encode())
 
 
 def to_json(content: Mapping[str, Any]) -> str:
-    """Keys in the order given, compact, UTF-8: the one way an answer is written (the
-    bytes ``json.dumps(content, separators=(",", ":"), ensure_ascii=False)`` writes)."""
-    return orjson.dumps(content).decode()
+    """Keys in the order given, compact, UTF-8: the one way an answer is written."""
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -117,10 +114,8 @@ class ConfirmationDeps:
 
 
 def fingerprint(content: Mapping[str, Any]) -> str:
-    """SHA-256 of the content as sorted, compact JSON: the bytes of ``json.dumps(content,
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, so fingerprints stored
-    before orjson still match."""
-    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _bad(source: Source, result: str, status: int, message: str) -> Reply:

@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -71,7 +71,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _json(status: int, content: dict[str, str]) -> tuple[int, bytes]:
-    return status, orjson.dumps(content)
+    return status, json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 NOT_READY = _json(503, {"error": "starting; try again"})
