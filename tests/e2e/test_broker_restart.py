@@ -7,6 +7,13 @@ catalogue created again (default tiers only), a status-poller restarted afterwar
 Before the fix: status-poller's own 500 ms retry topic was gone (commits failing),
 auth-token never answered, the restarted poller waited forever, and every /readyz said
 ready. After: new requests complete, one /v1/auth for the whole run, all ready.
+
+Under CI's load it once lost three of the four new requests' ReportSubmitted: a
+service's producer refreshed its metadata before the catalogue was made again, the broker
+created `mks.reports.submitted` on that lookup with its default 4 partitions, the
+catalogue left the existing topic alone, and the producer, still holding 6 partitions,
+wrote to partitions 4 and 5 that no consumer reads (no_auto_create.py). The test now makes
+that lookup happen every time.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import contextlib
 import time
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.events import (
     REPORTS_SUBMITTED,
@@ -29,6 +37,16 @@ from tests.conftest import broker_settings
 from tests.e2e.conftest import ReportSystem, report_request, watch_reports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engines("tansu", "kafka")]
+
+
+async def _partitions(broker: Broker, name: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    await admin.start()
+    try:
+        [found] = await admin.describe_topics([name])
+        return len(found["partitions"])
+    finally:
+        await admin.close()
 
 
 async def _readiness(system: ReportSystem) -> dict[str, dict[str, str]]:
@@ -57,12 +75,16 @@ async def test_broker_restart_is_ridden_out_and_token_requests_are_answered(
     await asyncio.sleep(1.0)
     assert await _readiness(report_system), "ready while the broker is down"
     await restart_empty(report_broker, down_s=0.0)
+    # The report-requester's producer looks its topics up before the catalogue is back.
+    requester = next(s for s in report_system.services if s.name == "report-requester")
+    await requester.broker._producer._producer.producer.client.force_metadata_update()
     # What `kopru broker` does at start: the catalogue with the *default* retry tiers.
     default_tiers = broker_settings(report_broker).model_copy(
         update={"retry_tiers_s": KafkaSettings().retry_tiers_s}
     )
     await create_topics(default_tiers)
     await wait_for_leaders(report_broker.bootstrap_servers, [t.name for t in plan(default_tiers)])
+    assert await _partitions(report_broker, REPORTS_SUBMITTED.name) == REPORTS_SUBMITTED.partitions
     with contextlib.suppress(Exception):  # its reader saw the broker die
         await report_system.watcher.stop()
     report_system.watcher = await watch_reports(report_broker.bootstrap_servers)

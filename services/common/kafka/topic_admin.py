@@ -11,7 +11,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 from schemas.events import CATALOGUE, TopicSpec
 from services.common.kafka.clients import connection_kwargs
 from services.common.kafka.retry_tiers import retry_topics
+from services.common.observability.logging import get_logger
 from services.common.settings import KafkaSettings
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,25 @@ async def create_topics(
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
+        await _warn_short(admin, [t for t in topics if t.name in existing])
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+async def _warn_short(admin: AIOKafkaAdminClient, topics: list[TopicPlan]) -> None:
+    """Say so when an existing topic has fewer partitions than the catalogue gives it (made
+    by hand, or by a broker that creates topics on demand): kopru does not add partitions
+    by itself, as that moves keys between partitions; `kafka-topics --alter` does."""
+    if not topics:
+        return
+    wanted = {t.name: t.partitions for t in topics}
+    for found in await admin.describe_topics(list(wanted)):
+        have = len(found.get("partitions") or [])
+        if found.get("error_code") == 0 and have < wanted[found["topic"]]:
+            log.warning(
+                "topic has fewer partitions than the catalogue",
+                topic=found["topic"],
+                partitions=have,
+                catalogue=wanted[found["topic"]],
+            )
