@@ -356,6 +356,7 @@ async def _run(tmp: Path) -> None:
                 f"round {r + 1}: "
                 + ", ".join(
                     f"{name} {figures[-1][0]:.0f} req/s p99 {figures[-1][2]:.1f} ms"
+                    f" cpu {figures[-1][3]:.2f} ms/req"
                     for name, figures in rounds.items()
                 )
             )
