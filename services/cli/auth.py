@@ -7,15 +7,11 @@ sorted out, or MKK's three tries may be burnt.
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from schemas.events import AUTH_TOKEN_REQUESTS, TokenRequested
 from services.auth_token.attempts import AttemptLog
-from services.common.kafka import headers as H
-from services.common.kafka.broker import encode_event
-from services.common.kafka.clients import new_producer
+from services.cli.publishing import publish_one, run_or_exit
 from services.common.settings import BaseServiceSettings, load_settings
 from services.common.stores.factory import open_state_store
 
@@ -30,17 +26,7 @@ async def reset(settings: BaseServiceSettings, member: str, sender: str) -> None
     finally:
         await store.close()
     ev = TokenRequested(member=member, sender=sender, reason="missing", requested_by="cli")
-    producer = new_producer(settings.kafka)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            AUTH_TOKEN_REQUESTS.name,
-            encode_event(AUTH_TOKEN_REQUESTS, ev),
-            key=ev.kafka_key(),
-            headers=[(H.EVENT_TYPE, ev.event_type.encode())],
-        )
-    finally:
-        await producer.stop()
+    await publish_one(settings.kafka, AUTH_TOKEN_REQUESTS, ev)
 
 
 @auth_app.command("reset")
@@ -49,5 +35,5 @@ def reset_command(
     sender: str = typer.Option(..., help="MKK user (sender)"),
 ) -> None:
     """Forget a refused password for (member, sender) and ask for a token now."""
-    asyncio.run(reset(load_settings(BaseServiceSettings), member, sender))
+    run_or_exit(reset(load_settings(BaseServiceSettings), member, sender))
     typer.echo(f"auth attempts of {member}/{sender} reset; token requested")

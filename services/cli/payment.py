@@ -42,29 +42,14 @@ from schemas.events import (
     TopicSpec,
     topic,
 )
-from services.common.kafka import headers as H
-from services.common.kafka.broker import encode_event
-from services.common.kafka.clients import new_consumer, new_producer
+from services.cli.publishing import publish_one, run_or_exit
+from services.common.kafka.clients import new_consumer
 from services.common.settings import BaseServiceSettings, KafkaSettings, load_settings
 
 payment_app = typer.Typer(
     help="Start a BKM Express payment or a Moka dealer application, as upstream does.",
     no_args_is_help=True,
 )
-
-
-async def publish(kafka: KafkaSettings, spec: TopicSpec, event: Event) -> None:
-    producer = new_producer(kafka)
-    await producer.start()
-    try:
-        headers = [(H.EVENT_TYPE, event.event_type.encode())]
-        if event.correlation_id:
-            headers.append((H.CORRELATION_ID, event.correlation_id.encode()))
-        await producer.send_and_wait(
-            spec.name, encode_event(spec, event), key=event.kafka_key(), headers=headers
-        )
-    finally:
-        await producer.stop()
 
 
 async def follow(
@@ -152,7 +137,7 @@ def bkm_command(
         )
     except ValidationError as exc:
         raise typer.BadParameter(_first_error(exc)) from None
-    asyncio.run(publish(settings.kafka, BKM_PAYMENT_REQUESTED, event))
+    run_or_exit(publish_one(settings.kafka, BKM_PAYMENT_REQUESTED, event))
     typer.echo(f"published BkmPaymentRequested {order_id} (correlation id {event.correlation_id})")
     if not wait:
         return
@@ -205,7 +190,7 @@ def moka_command(
         )
     except ValidationError as exc:
         raise typer.BadParameter(_first_error(exc)) from None
-    asyncio.run(publish(settings.kafka, MOKA_APPLICATION_REQUESTED, event))
+    run_or_exit(publish_one(settings.kafka, MOKA_APPLICATION_REQUESTED, event))
     typer.echo(
         f"published MokaDealerApplicationRequested {event.application_id} "
         f"(correlation id {event.correlation_id})"

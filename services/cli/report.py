@@ -32,9 +32,8 @@ from schemas.events import (
     TopicSpec,
     topic,
 )
-from services.common.kafka import headers as H
-from services.common.kafka.broker import encode_event
-from services.common.kafka.clients import new_consumer, new_producer
+from services.cli.publishing import publish_one, run_or_exit
+from services.common.kafka.clients import new_consumer
 from services.common.settings import BaseServiceSettings, KafkaSettings, load_settings
 from services.common.stores.factory import open_state_store
 
@@ -44,22 +43,8 @@ report_app = typer.Typer(
 WATCHED = [REPORTS_SUBMITTED, REPORTS_READY, REPORTS_ROWS, REPORTS_COMPLETED, REPORTS_FAILED]
 
 
-async def publish_to(kafka: KafkaSettings, spec: TopicSpec, event: Event) -> None:
-    producer = new_producer(kafka)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            spec.name,
-            encode_event(spec, event),
-            key=event.kafka_key(),
-            headers=[(H.EVENT_TYPE, event.event_type.encode())],
-        )
-    finally:
-        await producer.stop()
-
-
 async def publish_request(kafka: KafkaSettings, event: ReportRequested) -> None:
-    await publish_to(kafka, REPORTS_REQUESTED, event)
+    await publish_one(kafka, REPORTS_REQUESTED, event)
 
 
 def describe(ev: Event) -> str | None:
@@ -152,7 +137,7 @@ def request_command(
             acc_no=acc_no,
         ),
     )
-    asyncio.run(publish_request(settings.kafka, event))
+    run_or_exit(publish_request(settings.kafka, event))
     typer.echo(f"requested {event.request_id} ({member}, {event.process_date}, {file_type})")
     if not wait:
         return
@@ -259,7 +244,7 @@ async def _operate(settings: BaseServiceSettings, action: str, member: str, requ
             assert ref_id is not None
 
             async def publish(spec: TopicSpec, event: Event) -> None:
-                await publish_to(settings.kafka, spec, event)
+                await publish_one(settings.kafka, spec, event)
 
             return await operator.resolve(store, publish, member, request_id, ref_id, now)
 
@@ -276,7 +261,7 @@ def _run_operator(action: str, member: str, request_id: str, ref_id: str | None 
 
     settings = load_settings(BaseServiceSettings)
     try:
-        typer.echo(asyncio.run(_operate(settings, action, member, request_id, ref_id)))
+        typer.echo(run_or_exit(_operate(settings, action, member, request_id, ref_id)))
     except OperatorError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
