@@ -50,6 +50,14 @@ class _Open:
         self.rows: list[int] = []
         self.types: list[str] = []
 
+    def add(self, i: int, event_type: str, key: bytes, value: bytes, headers: Any) -> bool:
+        """Row ``i``'s record appended; False when the batch is full."""
+        if self.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+            return False
+        self.rows.append(i)
+        self.types.append(event_type)
+        return True
+
 
 def _counted(types: list[str]) -> Any:
     def counted(done: asyncio.Future[Any]) -> None:
@@ -99,22 +107,17 @@ class OutboxProducer:
             key, event_type = row.token.encode(), EVENT_TYPES[row.state]
             # Kafka's default partitioner for a keyed record (aiokafka DefaultPartitioner).
             partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
-            headers = [(H.EVENT_TYPE, event_type.encode())]
-            for _ in range(2):  # a full batch is sent and the record goes in a new one
-                batch = open_.get(partition)
-                if batch is None:
-                    batch = open_[partition] = _Open(producer.create_batch())
-                if batch.builder.append(
-                    timestamp=None, key=key, value=row.event.encode(), headers=headers
-                ):
-                    batch.rows.append(i)
-                    batch.types.append(event_type)
-                    break
-                del open_[partition]
-                if not batch.rows:  # an empty batch takes any record: not reached
-                    acks[i] = ValueError(f"{row.token}'s event does not fit a batch")
-                    break
+            record = (key, row.event.encode(), [(H.EVENT_TYPE, event_type.encode())])
+            batch = open_.get(partition)
+            if batch is not None and not batch.add(i, event_type, *record):
+                del open_[partition]  # full: sent, and the record starts a new one
                 await self._submit(batch, partition, acks)
+                batch = None
+            if batch is None:
+                batch = open_[partition] = _Open(producer.create_batch())
+                if not batch.add(i, event_type, *record):  # an empty batch takes any record
+                    del open_[partition]
+                    acks[i] = ValueError(f"{row.token}'s event does not fit a batch")
         for partition, batch in open_.items():
             await self._submit(batch, partition, acks)
         return acks

@@ -215,13 +215,16 @@ async def test_skew_inside_tolerance_is_accepted(
     assert reply.status == 200
 
 
+class Down(Recorder):
+    """A publisher whose broker is down."""
+
+    async def __call__(self, event: Event) -> None:
+        raise ConnectionError("broker down")
+
+
 async def test_publish_failure_still_answers_and_the_relay_publishes_the_same_event(
     bkm_key: rsa.RSAPrivateKey, store: PaymentStore
 ) -> None:
-    class Down(Recorder):
-        async def __call__(self, event: Event) -> None:
-            raise ConnectionError("broker down")
-
     deps = ConfirmationDeps(
         verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=Down(), lease_s=0.05
     )
@@ -244,10 +247,6 @@ async def test_publish_failure_still_answers_and_the_relay_publishes_the_same_ev
 async def test_a_pass_whose_publishes_fail_logs_one_line_not_one_per_row(
     bkm_key: rsa.RSAPrivateKey, store: PaymentStore
 ) -> None:
-    class Down(Recorder):
-        async def __call__(self, event: Event) -> None:
-            raise ConnectionError("broker down")
-
     deps = ConfirmationDeps(verifier=BkmVerifier(bkm_key.public_key()), store=store, publish=Down())
     for i in range(7):
         await handle_return(fields(bkm_key, f"tok-f{i}"), "confirmation", deps)
